@@ -1,0 +1,1 @@
+//! Canonical order-lifecycle model: ids, money, entities, and the pure lifecycle logic.

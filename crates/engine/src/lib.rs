@@ -1,0 +1,1 @@
+//! The engine: workers, lanes, retries around the pure lifecycle logic.

@@ -1,0 +1,1 @@
+//! Ports: the interfaces the engine calls and connectors implement.

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: prepares everything the tests use (services, real third-party
+# clients, Tryton, a browser), then runs every test of the workspace.
+# Usage: scripts/test.sh [extra nextest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for step in services sfclients tryton browser; do
+  if [ -x "scripts/setup/$step.sh" ]; then
+    "scripts/setup/$step.sh"
+  fi
+done
+
+cargo nextest run --workspace --profile ci "$@"
+cargo test --workspace --doc

@@ -1,0 +1,172 @@
+//! Command-line surface. Commands whose capability has not landed yet say so in `--help`
+//! and refuse to run; none of them pretends to work.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// crossdock keeps a retailer's order lifecycle in sync between Salesforce and ERPs.
+#[derive(Debug, Parser)]
+#[command(name = "crossdock", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `crossdock_engine=debug`.
+    #[arg(long, global = true, env = "CROSSDOCK_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a simulated retail day end to end: store, both simulators, the hub and the dashboard.
+    /// [not ready yet: lifecycle flows]
+    Demo(DemoArgs),
+    /// Run the hub against the systems configured in crossdock.toml. [not ready yet: lifecycle flows]
+    Serve {
+        /// Configuration file.
+        #[arg(long, default_value = "crossdock.toml")]
+        config: PathBuf,
+    },
+    /// Run a simulator of an external system.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// API and event contract tools.
+    #[command(subcommand)]
+    Contracts(ContractsCommand),
+    /// Show one order's whole timeline across systems. [not ready yet: operational visibility]
+    Trace {
+        /// Any of the order's ids: hub, Salesforce, ERP or correlation id.
+        id: String,
+    },
+    /// Inspect and act on dead-lettered work. [not ready yet: operational visibility]
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Replay a subscriber from a position or a time. [not ready yet: operational visibility]
+    Replay {
+        /// Subscriber name.
+        subscriber: String,
+        /// Position to replay from.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Compare Salesforce and ERP and heal drift. [not ready yet: lifecycle flows]
+    Reconcile,
+    /// Drive orders through the full lifecycle with in-process downstreams and print throughput,
+    /// latency and the store's raw durable commit rate measured in the same run.
+    Bench(BenchArgs),
+    /// Durability drill: push synthetic orders through the lifecycle against an HTTP downstream.
+    /// Safe to kill at any moment and start again with the same store: it resumes.
+    Drill(DrillArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Number of orders in the simulated day.
+    #[arg(long, default_value_t = 500)]
+    pub orders: u32,
+    /// Seed for every random choice in the scenario.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// ERP to run against.
+    #[arg(long, default_value = "sim")]
+    pub erp: String,
+    /// Keep the store here; a second run on the same directory resumes.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The hub's HTTP port.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Stop after the summary instead of staying up.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Salesforce org simulator (REST, OAuth, SOQL, Pub/Sub). [not ready yet: Salesforce]
+    Salesforce {
+        /// Port for REST (and, unless --grpc-port is given, the next one for gRPC).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// ERP simulator (stock, prices, credit, booking, fulfilment, returns). [not ready yet: ERP]
+    Erp {
+        /// HTTP port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file without contacting anything. [not ready yet: lifecycle flows]
+    Check {
+        /// Configuration file.
+        #[arg(default_value = "crossdock.toml")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractsCommand {
+    /// Report breaking changes between two contract versions. [not ready yet: governed API]
+    Check {
+        /// The contract in force.
+        old: PathBuf,
+        /// The proposed contract.
+        new: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead-lettered tasks.
+    List,
+    /// Show one dead-lettered task.
+    Show { id: String },
+    /// Retry one dead-lettered task.
+    Retry { id: String },
+    /// Resolve one dead-lettered task with a reason.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Orders to drive through the lifecycle.
+    #[arg(long, default_value_t = 5000)]
+    pub orders: u32,
+    /// Store: a SQLite file path or a `postgres://` URL. Default: a SQLite file in a temp dir.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Worker count.
+    #[arg(long, default_value_t = 64)]
+    pub workers: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// Store: a SQLite file path or a `postgres://` URL.
+    #[arg(long)]
+    pub store: String,
+    /// Orders to create (idempotent: a restart does not create them again).
+    #[arg(long, default_value_t = 2000)]
+    pub orders: u32,
+    /// Base URL of the downstream that receives every effect with its idempotency key.
+    #[arg(long)]
+    pub downstream: String,
+    /// Worker count.
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+}

@@ -1,0 +1,69 @@
+//! One module per subcommand.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, ConfigCommand, ContractsCommand, SimCommand};
+
+/// Runs the parsed command line and maps failures to exit codes: 0 success, 1 failure,
+/// 2 a command whose capability has not landed yet.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli.log, cli.log_json);
+    let result = match cli.command {
+        Command::Demo(_) => not_ready("demo", "the lifecycle flows"),
+        Command::Serve { .. } => not_ready("serve", "the lifecycle flows"),
+        Command::Sim(SimCommand::Salesforce { .. }) => {
+            not_ready("sim salesforce", "the Salesforce simulator")
+        }
+        Command::Sim(SimCommand::Erp { .. }) => not_ready("sim erp", "the ERP simulator"),
+        Command::Config(ConfigCommand::Check { .. }) => not_ready("config check", "the lifecycle flows"),
+        Command::Contracts(ContractsCommand::Check { .. }) => {
+            not_ready("contracts check", "the governed API")
+        }
+        Command::Trace { .. } => not_ready("trace", "operational visibility"),
+        Command::Dlq(_) => not_ready("dlq", "operational visibility"),
+        Command::Replay { .. } => not_ready("replay", "operational visibility"),
+        Command::Reconcile => not_ready("reconcile", "the lifecycle flows"),
+        Command::Bench(_) => not_ready("bench", "the engine"),
+        Command::Drill(_) => not_ready("drill", "the engine"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::NotReady) => ExitCode::from(2),
+        Err(Failure::Error(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command did not succeed.
+pub enum Failure {
+    /// The command exists but its capability has not landed.
+    NotReady,
+    /// The command ran and failed.
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Error(error)
+    }
+}
+
+fn not_ready(command: &str, capability: &str) -> Result<(), Failure> {
+    eprintln!("crossdock {command}: not ready yet ({capability} has not landed)");
+    Err(Failure::NotReady)
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
