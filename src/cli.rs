@@ -91,18 +91,10 @@ pub struct DemoArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Salesforce org simulator (REST, OAuth, SOQL, Pub/Sub). [not ready yet: Salesforce]
-    Salesforce {
-        /// Port for REST (and, unless --grpc-port is given, the next one for gRPC).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-    },
-    /// ERP simulator (stock, prices, credit, booking, fulfilment, returns). [not ready yet: ERP]
-    Erp {
-        /// HTTP port.
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-    },
+    /// Salesforce org simulator (OAuth, REST data API, SOQL, Pub/Sub API with Change Data Capture).
+    Salesforce(crossdock_sim_salesforce::cli::Args),
+    /// ERP simulator (stock, prices, credit, booking, fulfilment, invoices, returns, fault knobs).
+    Erp(crossdock_sim_erp::cli::Args),
 }
 
 #[derive(Debug, Subcommand)]

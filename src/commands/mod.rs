@@ -11,11 +11,13 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Demo(_) => not_ready("demo", "the lifecycle flows"),
         Command::Serve { .. } => not_ready("serve", "the lifecycle flows"),
-        Command::Sim(SimCommand::Salesforce { .. }) => {
-            not_ready("sim salesforce", "the Salesforce simulator")
+        Command::Sim(SimCommand::Salesforce(args)) => {
+            block_on(crossdock_sim_salesforce::cli::run(args))
         }
-        Command::Sim(SimCommand::Erp { .. }) => not_ready("sim erp", "the ERP simulator"),
-        Command::Config(ConfigCommand::Check { .. }) => not_ready("config check", "the lifecycle flows"),
+        Command::Sim(SimCommand::Erp(args)) => block_on(crossdock_sim_erp::cli::run(args)),
+        Command::Config(ConfigCommand::Check { .. }) => {
+            not_ready("config check", "the lifecycle flows")
+        }
         Command::Contracts(ContractsCommand::Check { .. }) => {
             not_ready("contracts check", "the governed API")
         }
@@ -48,6 +50,21 @@ impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Failure::Error(error)
     }
+}
+
+/// Runs a future to completion on a multi-threaded runtime.
+fn block_on<F, E>(future: F) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::Error(error.into()))?;
+    runtime
+        .block_on(future)
+        .map_err(|error| Failure::Error(anyhow::anyhow!("{error}")))
 }
 
 fn not_ready(command: &str, capability: &str) -> Result<(), Failure> {

@@ -1,1 +1,3 @@
 //! ERP simulator.
+
+pub mod cli;

@@ -1,1 +1,3 @@
 //! Salesforce org simulator.
+
+pub mod cli;
