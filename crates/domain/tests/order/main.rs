@@ -1,0 +1,5 @@
+//! Order lifecycle tests: examples (given commands → expected events) and properties.
+
+mod examples;
+mod fixtures;
+mod properties;
