@@ -1,1 +1,194 @@
-//! Durable store for the hub.
+//! Durable store for the hub: inbox, event streams, task queue (outbox), dead letters,
+//! subscriber cursors, read models, timeline and audit.
+//!
+//! One [`Store`] interface, two backends:
+//! - [`sqlite`] (embedded default): WAL, `synchronous=FULL`, one writer thread that
+//!   group-commits every queued write in one transaction (one fsync for many steps).
+//! - [`postgres`] (production): a connection pool, leases with `FOR UPDATE SKIP LOCKED`, so
+//!   several hub processes share one database.
+//!
+//! Operations are coarse and named after intentions (`accept_inbound`, `lease`, `complete`,
+//! `commit`), never raw transactions, so each backend can batch and lock its own way.
+//! `conformance` (feature `conformance`) holds the backend-independent test cases.
+
+pub mod dead_letters;
+pub mod decision;
+pub mod error;
+pub mod events;
+pub mod inbox;
+pub mod journal;
+pub mod projections;
+pub mod tasks;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLetter};
+pub use decision::{Committed, Decision};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{NewEvent, StoredEvent, StreamAppend};
+pub use inbox::{Accepted, InboundRecord, InboundStatus, NewInbound};
+pub use journal::{AuditEntry, StoredAuditEntry, StoredTimelineEntry, TimelineEntry};
+pub use projections::{AccountRow, ExternalRef, InventoryRow, OrderQuery, OrderRow, SyncMark};
+pub use tasks::{LaneDepth, Lease, LeaseRequest, NewTask, Task, TaskState};
+
+/// Everything the hub keeps durably.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Backend name (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+
+    // --- inbox ---------------------------------------------------------------------------
+
+    /// Stores an inbound message (and its processing task) unless `(source, message_id)` was
+    /// seen before. Returns once durable.
+    async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted>;
+
+    /// One inbound message.
+    async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>>;
+
+    /// Inbound messages in a state, oldest first, ids greater than `after`.
+    async fn inbound_by_status(
+        &self,
+        status: InboundStatus,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<InboundRecord>>;
+
+    // --- events and decisions ------------------------------------------------------------
+
+    /// Every event of a stream, in version order.
+    async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>>;
+
+    /// Events of every stream with `global_seq > after`, in global order (for subscribers).
+    async fn read_all(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// Events of every stream recorded at or after `since`, in global order.
+    async fn read_since(&self, since: OffsetDateTime, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// Commits a decision atomically.
+    async fn commit(&self, decision: Decision) -> Result<Committed>;
+
+    // --- task queue ------------------------------------------------------------------------
+
+    /// Enqueues tasks (respecting `dedupe`); returns the ids of those actually enqueued.
+    async fn enqueue(&self, tasks: Vec<NewTask>) -> Result<Vec<i64>>;
+
+    /// Leases up to `limit` ready tasks of a lane (see [`tasks`] for the rules).
+    async fn lease(&self, request: LeaseRequest) -> Result<Vec<Lease>>;
+
+    /// Removes a leased task and commits `decision` with it, atomically.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the lease expired and was taken over (nothing is written).
+    async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed>;
+
+    /// Puts a leased task back for another attempt at `due_at`, recording the error.
+    async fn retry(
+        &self,
+        lease: &Lease,
+        due_at: OffsetDateTime,
+        error: &str,
+        decision: Decision,
+    ) -> Result<()>;
+
+    /// Moves a leased task to the dead letters (see [`tasks`] for blocking), committing
+    /// `decision` with it. Returns the dead letter id.
+    async fn dead_letter(
+        &self,
+        lease: &Lease,
+        entry: NewDeadLetter,
+        decision: Decision,
+    ) -> Result<i64>;
+
+    /// Releases every lease held by `owner` without consuming an attempt (graceful shutdown).
+    async fn release_all(&self, owner: &str) -> Result<u64>;
+
+    /// Queue depth per lane.
+    async fn lane_depths(&self, now: OffsetDateTime) -> Result<Vec<LaneDepth>>;
+
+    /// Tasks queued for an order, oldest first.
+    async fn tasks_for_order(&self, order_id: &str) -> Result<Vec<Task>>;
+
+    // --- dead letters --------------------------------------------------------------------
+
+    /// Dead letters matching a filter, by id.
+    async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>>;
+
+    /// One dead letter.
+    async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>>;
+
+    /// Sends an open dead letter back to the queue (optionally with an edited payload), due
+    /// now, attempts reset, in its key's original place. Returns the task id.
+    async fn retry_dead_letter(
+        &self,
+        id: i64,
+        payload: Option<serde_json::Value>,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<i64>;
+
+    /// Closes an open dead letter with a reason; a blocking task no longer blocks its key.
+    async fn resolve_dead_letter(
+        &self,
+        id: i64,
+        reason: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    // --- cursors ---------------------------------------------------------------------------
+
+    /// A subscriber's saved position.
+    async fn cursor(&self, name: &str) -> Result<Option<String>>;
+
+    /// Saves a subscriber's position.
+    async fn save_cursor(&self, name: &str, position: &str, now: OffsetDateTime) -> Result<()>;
+
+    /// Every subscriber with its position and when it was saved.
+    async fn cursors(&self) -> Result<Vec<(String, String, OffsetDateTime)>>;
+
+    // --- read models -----------------------------------------------------------------------
+
+    /// One order's summary row.
+    async fn order(&self, order_id: &str) -> Result<Option<OrderRow>>;
+
+    /// Order rows matching a query, by order id.
+    async fn orders(&self, query: OrderQuery) -> Result<Vec<OrderRow>>;
+
+    /// Number of orders per status.
+    async fn order_counts(&self) -> Result<Vec<(String, u64)>>;
+
+    /// The order an external id names (any namespace), or the id itself when it is an order id.
+    async fn resolve(&self, any_id: &str) -> Result<Option<String>>;
+
+    /// Cached stock for products (every location), or every product when `skus` is empty.
+    async fn inventory(&self, skus: &[String]) -> Result<Vec<InventoryRow>>;
+
+    /// One account.
+    async fn account(&self, account_id: &str) -> Result<Option<AccountRow>>;
+
+    // --- timeline and audit ----------------------------------------------------------------
+
+    /// Appends timeline entries outside a decision (e.g. a refused inbound message).
+    async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> Result<()>;
+
+    /// An order's timeline, oldest first.
+    async fn timeline(&self, order_id: &str) -> Result<Vec<StoredTimelineEntry>>;
+
+    /// Appends an audit record.
+    async fn audit(&self, entry: AuditEntry) -> Result<i64>;
+
+    /// Audit records with id greater than `after`, oldest first.
+    async fn audit_log(&self, after: i64, limit: usize) -> Result<Vec<StoredAuditEntry>>;
+
+    // --- lifecycle -------------------------------------------------------------------------
+
+    /// Flushes pending writes and closes connections.
+    async fn close(&self);
+}
+
+/// A shared store handle.
+pub type SharedStore = Arc<dyn Store>;

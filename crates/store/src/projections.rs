@@ -1,0 +1,147 @@
+//! Read models: order summaries, inventory cache, accounts, and the index from any external
+//! id to the order it names.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The summary row of one order (typed columns for queries, the full summary as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRow {
+    /// Hub order id.
+    pub order_id: String,
+    /// Salesforce id.
+    pub sf_id: Option<String>,
+    /// Salesforce order number.
+    pub sf_number: Option<String>,
+    /// ERP order number.
+    pub erp_ref: Option<String>,
+    /// Account.
+    pub account: String,
+    /// Channel.
+    pub channel: String,
+    /// Status name.
+    pub status: String,
+    /// Order value (decimal as text, exact).
+    pub total: String,
+    /// Currency.
+    pub currency: String,
+    /// When captured.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub captured_at: Option<OffsetDateTime>,
+    /// When booked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub booked_at: Option<OffsetDateTime>,
+    /// When fully shipped.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub shipped_at: Option<OffsetDateTime>,
+    /// When fully delivered.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+    /// When fully invoiced.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub invoiced_at: Option<OffsetDateTime>,
+    /// When fully paid.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paid_at: Option<OffsetDateTime>,
+    /// When closed, rejected or cancelled.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Stream version the row reflects.
+    pub version: i64,
+    /// Full summary.
+    pub body: serde_json::Value,
+    /// Status last confirmed written to Salesforce.
+    pub sf_synced_status: Option<String>,
+    /// Stream version last confirmed written to Salesforce.
+    pub sf_synced_version: Option<i64>,
+    /// When Salesforce last confirmed a write.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sf_synced_at: Option<OffsetDateTime>,
+}
+
+/// Confirmation that Salesforce holds an order's state up to `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncMark {
+    /// Order.
+    pub order_id: String,
+    /// Version written (a mark never lowers a higher one).
+    pub version: i64,
+    /// Status written.
+    pub status: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Which order rows to list. Rows come ordered by `order_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// Only these statuses.
+    pub statuses: Vec<String>,
+    /// Only this account.
+    pub account: Option<String>,
+    /// Only rows not updated since.
+    pub updated_before: Option<OffsetDateTime>,
+    /// Only rows whose Salesforce copy is behind (`sf_synced_version < version` or never synced).
+    pub sf_behind: bool,
+    /// Order ids greater than this (cursor).
+    pub after: Option<String>,
+    /// Most rows (default 100).
+    pub limit: Option<usize>,
+}
+
+/// Cached stock of one product at one location, with the time the ERP measured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRow {
+    /// Product.
+    pub sku: String,
+    /// Location.
+    pub location: String,
+    /// On hand.
+    pub on_hand: i64,
+    /// Reserved.
+    pub reserved: i64,
+    /// Available to promise.
+    pub available: i64,
+    /// When the ERP measured it (a write with an older `as_of` is ignored).
+    #[serde(with = "time::serde::rfc3339")]
+    pub as_of: OffsetDateTime,
+    /// When the hub stored it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A customer account as the hub knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRow {
+    /// Hub account id.
+    pub account_id: String,
+    /// Salesforce id.
+    pub sf_id: Option<String>,
+    /// ERP customer code.
+    pub erp_ref: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Tier (`Gold`, `Silver`, `Bronze`).
+    pub tier: String,
+    /// Full account and credit data.
+    pub body: serde_json::Value,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// An external id that names an order (Salesforce id or number, ERP number, correlation id,
+/// return id…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalRef {
+    /// Namespace (`sf_id`, `sf_number`, `erp_ref`, `correlation`, `rma`, `case`…).
+    pub namespace: String,
+    /// The id.
+    pub value: String,
+    /// Order it names.
+    pub order_id: String,
+}
