@@ -1,4 +1,8 @@
-//! `crossdock sim ...` command-line entry point.
+//! `crossdock sim erp` command-line entry point.
+
+use crate::config::{ClockMode, Config, InvoiceMode, Scenario};
+use crate::faults::{ErrorRates, Faults, Latency};
+use crate::{Handle, Simulator};
 
 /// Command-line arguments of the simulator.
 #[derive(Debug, Clone, clap::Args)]
@@ -6,12 +10,129 @@ pub struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Also serve on this port, never cut by connection-level outages (0 picks a free one).
+    #[arg(long)]
+    pub admin_port: Option<u16>,
+    /// Seed of every random choice (master data, warehouse, faults, feed delivery).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of warehouses.
+    #[arg(long, default_value_t = 3)]
+    pub warehouses: usize,
+    /// Number of stores.
+    #[arg(long, default_value_t = 4)]
+    pub stores: usize,
+    /// Number of items.
+    #[arg(long, default_value_t = 40)]
+    pub items: usize,
+    /// Number of customers.
+    #[arg(long, default_value_t = 25)]
+    pub customers: usize,
+    /// Number of promotions.
+    #[arg(long, default_value_t = 4)]
+    pub promotions: usize,
+    /// Clock mode: `real` (scaled wall clock) or `manual` (advanced through the admin API).
+    #[arg(long, default_value = "real", value_parser = ["real", "manual"])]
+    pub clock: String,
+    /// Real clock speed: simulated ms per real ms (600 = one simulated minute per 100 ms).
+    #[arg(long, default_value_t = 600.0)]
+    pub speed: f64,
+    /// Issue invoices per shipment or at order completion.
+    #[arg(long, default_value = "per-shipment", value_parser = ["per-shipment", "on-completion"])]
+    pub invoicing: String,
+    /// Latency: `none`, `fixed:MS`, `uniform:MIN:MAX` or `lognormal:P50:P99` (real ms).
+    #[arg(long, default_value = "none")]
+    pub latency: String,
+    /// Multiplies added latency.
+    #[arg(long, default_value_t = 1.0)]
+    pub slowdown: f64,
+    /// Share of calls answered 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_500: f64,
+    /// Share of calls answered 503.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_503: f64,
+    /// Share of calls answered 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_429: f64,
+    /// Share of calls processed but answered only after a long delay (504).
+    #[arg(long, default_value_t = 0.0)]
+    pub timeout_rate: f64,
+    /// Share of events delivered twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Share of events delivered out of order.
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder_rate: f64,
+    /// Most later events an out-of-order event can be delivered after.
+    #[arg(long, default_value_t = 5)]
+    pub reorder_window: u32,
 }
 
-/// Runs the simulator until Ctrl-C.
+impl Args {
+    /// Builds the simulator configuration.
+    ///
+    /// # Errors
+    /// A message naming the invalid flag.
+    pub fn to_config(&self) -> Result<Config, String> {
+        let clock = match self.clock.as_str() {
+            "manual" => ClockMode::Manual,
+            _ => ClockMode::Real { speed: self.speed },
+        };
+        let invoicing = if self.invoicing == "on-completion" {
+            InvoiceMode::OnCompletion
+        } else {
+            InvoiceMode::PerShipment
+        };
+        let mut faults = Faults {
+            latency: Latency::parse(&self.latency)?,
+            slowdown: self.slowdown,
+            duplicate_rate: self.duplicate_rate,
+            reorder_rate: self.reorder_rate,
+            reorder_window: self.reorder_window,
+            ..Faults::default()
+        };
+        let rates = ErrorRates {
+            http_500: self.error_500,
+            http_503: self.error_503,
+            http_429: self.error_429,
+            timeout: self.timeout_rate,
+        };
+        if rates != ErrorRates::default() {
+            faults.errors.insert("*".to_owned(), rates);
+        }
+        faults.validate()?;
+        Ok(Config {
+            port: self.port,
+            admin_port: self.admin_port,
+            seed: self.seed,
+            scenario: Scenario {
+                warehouses: self.warehouses,
+                stores: self.stores,
+                items: self.items,
+                customers: self.customers,
+                promotions: self.promotions,
+            },
+            clock,
+            invoicing,
+            faults,
+            ..Config::default()
+        })
+    }
+}
+
+/// Runs the simulator until Ctrl-C, printing its base URL first.
 ///
 /// # Errors
-/// Always, until the simulator lands.
-pub async fn run(_args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Err("not ready yet".into())
+/// Invalid flags, a port that cannot be bound, or a failure to wait for Ctrl-C.
+pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let config = args.to_config()?;
+    let handle: Handle = Simulator::start(config).await?;
+    println!("{}", handle.base_url());
+    if let Some(admin) = handle.admin_url() {
+        println!("admin: {admin}");
+    }
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown().await;
+    Ok(())
 }
