@@ -271,6 +271,7 @@ impl ErrorRates {
 pub enum OutageMode {
     /// Every API call is answered 503 `outage` with `Retry-After`.
     #[default]
+    #[serde(rename = "http_503")]
     Http503,
     /// New connections are dropped and open ones reset: clients see connection errors.
     Connection,

@@ -18,7 +18,11 @@ impl State {
     /// # Errors
     /// `unknown_item`, `unknown_location`.
     pub fn availability(&self, sku: &str, location: Option<&str>) -> Result<Value> {
-        self.require_item(sku)?;
+        // The SKU names the resource: unknown is 404 here.
+        self.require_item(sku).map_err(|e| ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            ..e
+        })?;
         if let Some(code) = location {
             self.require_location(code)?;
         }

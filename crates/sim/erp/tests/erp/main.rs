@@ -1,0 +1,9 @@
+//! Integration tests of the ERP simulator over real HTTP on 127.0.0.1.
+
+mod determinism;
+mod errors;
+mod faults;
+mod lifecycle;
+mod load;
+mod support;
+mod webhooks;
