@@ -136,3 +136,65 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_become_the_configuration() {
+        let cli = Cli::parse_from([
+            "erp",
+            "--port",
+            "7070",
+            "--seed",
+            "9",
+            "--clock",
+            "manual",
+            "--items",
+            "5",
+            "--latency",
+            "uniform:1:5",
+            "--error-503",
+            "0.1",
+            "--duplicate-rate",
+            "0.2",
+            "--invoicing",
+            "on-completion",
+        ]);
+        let config = cli.args.to_config().expect("valid flags");
+        assert_eq!(
+            (config.port, config.seed, config.scenario.items),
+            (7070, 9, 5)
+        );
+        assert_eq!(config.clock, ClockMode::Manual);
+        assert_eq!(config.invoicing, InvoiceMode::OnCompletion);
+        assert_eq!(
+            config.faults.latency,
+            Latency::Uniform {
+                min_ms: 1.0,
+                max_ms: 5.0
+            }
+        );
+        assert!((config.faults.rates_for("book_order").http_503 - 0.1).abs() < f64::EPSILON);
+        let real = Cli::parse_from(["erp", "--speed", "60"])
+            .args
+            .to_config()
+            .expect("valid");
+        assert_eq!(real.clock, ClockMode::Real { speed: 60.0 });
+        assert!(
+            Cli::parse_from(["erp", "--error-500", "1.5"])
+                .args
+                .to_config()
+                .is_err()
+        );
+    }
+}

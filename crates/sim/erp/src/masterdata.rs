@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use crate::config::{DAY_MS, HOUR_MS};
 use crate::model::{
     CreditStatus, Customer, DiscountKind, Item, Location, LocationKind, Promotion, Stock, Tier,
-    unit_price,
+    cents, unit_price,
 };
 use crate::state::State;
 
@@ -112,8 +112,8 @@ pub(crate) fn generate(state: &mut State, rng: &mut ChaCha8Rng) {
         };
         // List prices between 4.99 and 499.99, ending in .99 or .49 like a real price list.
         let whole: i64 = rng.random_range(4..500);
-        let cents: i64 = if rng.random_bool(0.7) { 99 } else { 49 };
-        let list_price = Decimal::new(whole * 100 + cents, 2);
+        let fraction: i64 = if rng.random_bool(0.7) { 99 } else { 49 };
+        let list_price = Decimal::new(whole * 100 + fraction, 2);
         // Most items carry the standard rate; some a reduced one.
         let tax_rate = if rng.random_bool(0.8) {
             Decimal::new(20, 2)
@@ -170,7 +170,9 @@ pub(crate) fn generate(state: &mut State, rng: &mut ChaCha8Rng) {
             Tier::Silver => 40_000,
             Tier::Bronze => 10_000,
         };
-        let credit_limit = Decimal::from(base / 2 + rng.random_range(0..=base) / 1000 * 1000);
+        let credit_limit = cents(Decimal::from(
+            base / 2 + rng.random_range(0..=base) / 1000 * 1000,
+        ));
         let customer = Customer {
             number: number.clone(),
             external_ref: format!("ACC-{n:05}"),
@@ -181,7 +183,7 @@ pub(crate) fn generate(state: &mut State, rng: &mut ChaCha8Rng) {
             ),
             tier,
             credit_limit,
-            open_balance: Decimal::ZERO,
+            open_balance: cents(Decimal::ZERO),
             payment_terms: TERMS[rng.random_range(0..TERMS.len())].to_owned(),
             region: REGIONS[rng.random_range(0..REGIONS.len())].to_owned(),
             on_hold: false,

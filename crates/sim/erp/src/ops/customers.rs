@@ -74,7 +74,7 @@ impl State {
                     customer.tier = tier;
                 }
                 if let Some(limit) = credit_limit {
-                    customer.credit_limit = limit;
+                    customer.credit_limit = crate::model::cents(limit);
                 }
                 if let Some(terms) = terms {
                     terms.clone_into(&mut customer.payment_terms);
@@ -99,8 +99,10 @@ impl State {
                     external_ref: external_ref.to_owned(),
                     name: name.to_owned(),
                     tier,
-                    credit_limit: credit_limit.unwrap_or_else(|| default_limit(tier)),
-                    open_balance: Decimal::ZERO,
+                    credit_limit: crate::model::cents(
+                        credit_limit.unwrap_or_else(|| default_limit(tier)),
+                    ),
+                    open_balance: crate::model::cents(Decimal::ZERO),
                     payment_terms: terms.unwrap_or("NET30").to_owned(),
                     region: region.unwrap_or_else(|| REGIONS[0].to_owned()),
                     on_hold: false,
