@@ -1,1 +1,30 @@
-//! The engine: workers, lanes, retries around the pure lifecycle logic.
+//! The engine: durable, ordered, rate-limited execution of the lifecycle's effects.
+//!
+//! - [`engine::Engine`]: lane dispatchers lease tasks from the store, run them, and record
+//!   success, retry (with backoff and full jitter by failure class) or dead letter — every
+//!   attempt on the order's timeline.
+//! - [`lane`]: concurrency limit, token bucket, circuit breaker and throttle pause per
+//!   downstream.
+//! - [`retry`]: retry policies as data.
+//! - [`apply`]: commands → decide → events → follow-up tasks, summary and timeline, in one
+//!   store decision.
+//! - [`poller`]: the ERP change-feed subscriber.
+//! - [`loopback`]: zero-latency in-process downstreams for benchmarks and tests.
+//!
+//! Time and randomness come through the `Clock` and `Rng` ports.
+
+pub mod apply;
+pub mod config;
+pub mod describe;
+pub mod engine;
+mod handlers;
+pub mod lane;
+pub mod loopback;
+pub mod metrics;
+pub mod poller;
+pub mod retry;
+
+pub use config::{BookingOrder, EngineConfig};
+pub use engine::{Engine, Parts};
+pub use lane::{BreakerState, Lane, LaneConfig};
+pub use retry::{Backoff, RetryPolicy};

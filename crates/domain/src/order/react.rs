@@ -9,7 +9,10 @@ use crate::ids::System;
 pub fn react(event: &Event, state: &Order) -> Vec<Effect> {
     let mut effects = Vec::new();
     match event {
-        Event::OrderCaptured(_) => effects.push(Effect::ValidateOrder),
+        Event::OrderCaptured(_) => {
+            effects.push(Effect::ValidateOrder);
+            effects.push(Effect::SyncOrder);
+        }
         Event::OrderValidated(_) => {
             effects.push(Effect::BookOrder);
             effects.push(Effect::SyncOrder);

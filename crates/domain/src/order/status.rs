@@ -79,15 +79,15 @@ impl OrderStatus {
         )
     }
 
-    /// Name as written to Salesforce and shown on the dashboard.
-    pub fn as_str(self) -> &'static str {
+    /// Stable name, as stored in the hub's read models and used in queries.
+    pub fn name(self) -> &'static str {
         match self {
             OrderStatus::Captured => "Captured",
-            OrderStatus::Validated => "Awaiting Booking",
+            OrderStatus::Validated => "Validated",
             OrderStatus::Booked => "Booked",
             OrderStatus::Backordered => "Backordered",
             OrderStatus::Allocated => "Allocated",
-            OrderStatus::PartiallyShipped => "Partially Shipped",
+            OrderStatus::PartiallyShipped => "PartiallyShipped",
             OrderStatus::Shipped => "Shipped",
             OrderStatus::Delivered => "Delivered",
             OrderStatus::Invoiced => "Invoiced",
@@ -98,9 +98,19 @@ impl OrderStatus {
         }
     }
 
-    /// Parses [`OrderStatus::as_str`] back.
+    /// Label written to Salesforce and shown to people. Accepted orders that the ERP has not
+    /// booked yet (captured or validated) read "Awaiting Booking".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Captured | OrderStatus::Validated => "Awaiting Booking",
+            OrderStatus::PartiallyShipped => "Partially Shipped",
+            other => other.name(),
+        }
+    }
+
+    /// Parses [`OrderStatus::name`] back.
     pub fn parse(text: &str) -> Option<OrderStatus> {
-        OrderStatus::ALL.into_iter().find(|s| s.as_str() == text)
+        OrderStatus::ALL.into_iter().find(|s| s.name() == text)
     }
 }
 

@@ -1,0 +1,528 @@
+//! The engine: lane dispatchers lease tasks from the store, run them through handlers, and
+//! record every outcome (success, retry with backoff, dead letter) with a timeline entry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crossdock_domain::order::Lane as LaneName;
+use crossdock_ports::inbound::{Accepted, InboundMessage, InboundSink, SinkError};
+use crossdock_ports::{Clock, Erp, Failure, FailureClass, Rng, Salesforce};
+use crossdock_store::{
+    Decision, Lease, LeaseRequest, NewDeadLetter, NewInbound, NewTask, SharedStore, TimelineEntry,
+};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::EngineConfig;
+use crate::handlers::{self, Outcome};
+use crate::lane::{BreakerState, Lane};
+use crate::metrics::Metrics;
+use crate::retry::Next;
+
+/// The ports and settings an engine is built from.
+pub struct Parts {
+    /// Durable store.
+    pub store: SharedStore,
+    /// ERP adapter.
+    pub erp: Arc<dyn Erp>,
+    /// Salesforce adapter.
+    pub salesforce: Arc<dyn Salesforce>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness (retry jitter).
+    pub rng: Arc<dyn Rng>,
+    /// Settings.
+    pub config: EngineConfig,
+}
+
+/// The running hub core. Cheap to share (`Arc`).
+pub struct Engine {
+    pub(crate) store: SharedStore,
+    pub(crate) erp: Arc<dyn Erp>,
+    pub(crate) salesforce: Arc<dyn Salesforce>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Arc<dyn Rng>,
+    pub(crate) config: EngineConfig,
+    pub(crate) metrics: Arc<Metrics>,
+    lanes: BTreeMap<LaneName, Lane>,
+    wake: BTreeMap<LaneName, Arc<Notify>>,
+}
+
+impl Engine {
+    /// Builds an engine (nothing runs until [`Engine::run`]).
+    pub fn new(parts: Parts) -> Arc<Self> {
+        let lanes = LaneName::ALL
+            .into_iter()
+            .map(|lane| (lane, Lane::new(lane.as_str(), parts.config.lane(lane))))
+            .collect();
+        let wake = LaneName::ALL
+            .into_iter()
+            .map(|lane| (lane, Arc::new(Notify::new())))
+            .collect();
+        Arc::new(Self {
+            store: parts.store,
+            erp: parts.erp,
+            salesforce: parts.salesforce,
+            clock: parts.clock,
+            rng: parts.rng,
+            config: parts.config,
+            metrics: Arc::new(Metrics::default()),
+            lanes,
+            wake,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The ERP adapter.
+    pub fn erp(&self) -> &Arc<dyn Erp> {
+        &self.erp
+    }
+
+    /// The Salesforce adapter.
+    pub fn salesforce(&self) -> &Arc<dyn Salesforce> {
+        &self.salesforce
+    }
+
+    /// Runtime state of a lane (breaker, pause, rate).
+    pub fn lane(&self, lane: LaneName) -> &Lane {
+        &self.lanes[&lane]
+    }
+
+    /// Wakes a lane's dispatcher (new work was enqueued by this process).
+    pub fn wake(&self, lane: LaneName) {
+        self.wake[&lane].notify_one();
+    }
+
+    /// Stores an inbound message durably with its processing task.
+    ///
+    /// # Errors
+    /// When the store cannot make it durable; the sender must not acknowledge the message.
+    pub async fn accept_message(&self, message: InboundMessage) -> Result<Accepted, SinkError> {
+        let key = message.body.key();
+        let kind = message.body.kind();
+        let body = serde_json::to_value(&message.body).map_err(|e| SinkError(e.to_string()))?;
+        let correlation = format!("{}:{}", message.source, message.message_id);
+        let accepted = self
+            .store
+            .accept_inbound(NewInbound {
+                source: message.source.as_str().to_owned(),
+                message_id: message.message_id.clone(),
+                kind: kind.clone(),
+                key: key.clone(),
+                received_at: message.received_at,
+                raw: message.raw,
+                body,
+                task: Some(NewTask {
+                    lane: LaneName::Hub.as_str().to_owned(),
+                    kind: "inbound".to_owned(),
+                    key,
+                    dedupe: None,
+                    idempotency_key: correlation.clone(),
+                    payload: json!({ "correlation": correlation }),
+                    due_at: message.received_at,
+                    blocking: false,
+                    order_id: match &message.body {
+                        crossdock_ports::inbound::Inbound::Order { order, .. } => {
+                            Some(order.to_string())
+                        }
+                        _ => None,
+                    },
+                }),
+            })
+            .await
+            .map_err(|e| SinkError(e.to_string()))?;
+        Ok(match accepted {
+            crossdock_store::Accepted::New(_) => {
+                self.metrics.inbound_new.fetch_add(1, Ordering::Relaxed);
+                self.wake(LaneName::Hub);
+                Accepted::New
+            }
+            crossdock_store::Accepted::Duplicate(_) => {
+                self.metrics
+                    .inbound_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
+                Accepted::Duplicate
+            }
+        })
+    }
+
+    /// Runs the lane dispatchers (and the ERP change-feed poller when enabled) until
+    /// `shutdown` is cancelled; then stops leasing, lets calls in flight finish for the grace
+    /// period, and releases the leases of whatever is left.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let calls = TaskTracker::new();
+        let mut loops = Vec::new();
+        for lane in LaneName::ALL {
+            let engine = Arc::clone(&self);
+            let stop = shutdown.clone();
+            let tracker = calls.clone();
+            loops.push(tokio::spawn(async move {
+                engine.dispatch(lane, stop, tracker).await;
+            }));
+        }
+        if self.config.erp_polling {
+            let engine = Arc::clone(&self);
+            let stop = shutdown.clone();
+            loops.push(tokio::spawn(async move {
+                crate::poller::run(engine, stop).await;
+            }));
+        }
+        shutdown.cancelled().await;
+        info!("Shutting down: intake stopped, waiting for calls in flight");
+        for handle in loops {
+            let _ = handle.await;
+        }
+        calls.close();
+        if tokio::time::timeout(self.config.shutdown_grace, calls.wait())
+            .await
+            .is_err()
+        {
+            warn!(grace = ?self.config.shutdown_grace, "Calls still in flight after the grace period");
+        }
+        match self.store.release_all(&self.config.owner).await {
+            Ok(released) if released > 0 => info!(released, "Released leases"),
+            Ok(_) => {}
+            Err(error) => warn!(%error, "Could not release leases; they will expire"),
+        }
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        lane_name: LaneName,
+        shutdown: CancellationToken,
+        calls: TaskTracker,
+    ) {
+        let lane = self.lanes[&lane_name].clone();
+        let wake = Arc::clone(&self.wake[&lane_name]);
+        let batched = lane.config().batch > 1;
+        let lease_for = Duration::from_millis(lane.config().lease_ms);
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Some(until) = lane.blocked_until() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep_until(until) => {}
+                }
+                continue;
+            }
+            let free = lane.available();
+            if free == 0 {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = lane.slot_freed() => {}
+                }
+                continue;
+            }
+            let probing = lane.breaker() == BreakerState::HalfOpen;
+            let limit = if probing {
+                1
+            } else if batched {
+                lane.config().batch
+            } else {
+                free.min(256)
+            };
+            let leases = match self
+                .store
+                .lease(LeaseRequest {
+                    lane: lane_name.as_str().to_owned(),
+                    owner: self.config.owner.clone(),
+                    limit,
+                    lease_for,
+                    now: self.clock.now(),
+                })
+                .await
+            {
+                Ok(leases) => leases,
+                Err(error) => {
+                    warn!(lane = lane_name.as_str(), %error, "Leasing failed");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+            };
+            if leases.is_empty() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(self.config.idle_poll) => {}
+                }
+                continue;
+            }
+            debug!(
+                lane = lane_name.as_str(),
+                count = leases.len(),
+                "Leased tasks"
+            );
+            let groups: Vec<Vec<Lease>> = if batched {
+                group_by_kind(leases)
+            } else {
+                leases.into_iter().map(|l| vec![l]).collect()
+            };
+            for group in groups {
+                let permit = lane.permit().await;
+                lane.wait_for_token().await;
+                let engine = Arc::clone(&self);
+                let lane = lane.clone();
+                calls.spawn(async move {
+                    engine.execute(lane_name, &lane, group).await;
+                    drop(permit);
+                    lane.notify_slot();
+                });
+            }
+        }
+    }
+
+    async fn execute(&self, lane_name: LaneName, lane: &Lane, leases: Vec<Lease>) {
+        let started = tokio::time::Instant::now();
+        let timeout = Duration::from_millis(lane.config().timeout_ms);
+        let kind = leases[0].task.kind.clone();
+        let outcomes =
+            match tokio::time::timeout(timeout, handlers::run(self, lane_name, &leases)).await {
+                Ok(outcomes) => outcomes,
+                Err(_) => leases
+                    .iter()
+                    .map(|_| {
+                        Outcome::Failed(Failure::transient(format!(
+                            "no answer within {} ms",
+                            timeout.as_millis()
+                        )))
+                    })
+                    .collect(),
+            };
+        let latency = started.elapsed();
+        let lane_outcome = summarize(&outcomes);
+        lane.record(lane_outcome);
+        if lane_name == LaneName::Salesforce {
+            self.pace_salesforce(lane);
+        }
+        for (lease, outcome) in leases.iter().zip(outcomes) {
+            self.settle(lane_name, lease, outcome, latency, &kind).await;
+        }
+    }
+
+    fn pace_salesforce(&self, lane: &Lane) {
+        if let Some(usage) = self.salesforce.usage() {
+            let limit = usage.limit.max(1) as f64;
+            let left = usage.remaining() as f64 / limit;
+            let factor = if left < self.config.sf_budget_reserve {
+                0.1
+            } else {
+                1.0
+            };
+            if (lane.rate_factor() - factor).abs() > f64::EPSILON {
+                warn!(
+                    used = usage.used,
+                    limit = usage.limit,
+                    "Salesforce API budget {}: lane rate factor {factor}",
+                    if factor < 1.0 {
+                        "nearly spent"
+                    } else {
+                        "recovered"
+                    }
+                );
+                lane.set_rate_factor(factor);
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        lane_name: LaneName,
+        lease: &Lease,
+        outcome: Outcome,
+        latency: Duration,
+        kind: &str,
+    ) {
+        let task = &lease.task;
+        let now = self.clock.now();
+        let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
+        match outcome {
+            Outcome::Done(mut decision) => {
+                if let Some(order) = &task.order_id {
+                    decision
+                        .timeline
+                        .push(attempt_entry(order, lease, now, "ok", latency_ms, "done"));
+                    decision.auto_resolve = Some((order.clone(), task.kind.clone()));
+                }
+                match self.store.complete(lease, decision).await {
+                    Ok(committed) => {
+                        self.metrics.step(lane_name.as_str(), kind, latency);
+                        if !committed.task_ids.is_empty() {
+                            for lane in LaneName::ALL {
+                                self.wake(lane);
+                            }
+                        }
+                    }
+                    Err(error) if error.kind() == crossdock_store::ErrorKind::Conflict => {
+                        // Another step of the same order committed first: decide again.
+                        let failure = Failure::conflict(error.to_string());
+                        self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
+                            .await;
+                    }
+                    Err(error) => warn!(task = task.id, %error, "Could not complete task"),
+                }
+            }
+            Outcome::Failed(failure) => {
+                self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
+                    .await;
+            }
+            Outcome::FailedWith(failure, extra) => {
+                self.fail(lane_name, lease, failure, extra, latency_ms)
+                    .await;
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        lane_name: LaneName,
+        lease: &Lease,
+        failure: Failure,
+        mut decision: Decision,
+        latency_ms: i64,
+    ) {
+        let task = &lease.task;
+        let now = self.clock.now();
+        let policy = self.config.retry(lane_name);
+        let next = policy.next(failure.class, task.attempts, self.rng.as_ref());
+        let class = failure.class.as_str();
+        if let Some(order) = &task.order_id {
+            decision.timeline.push(attempt_entry(
+                order,
+                lease,
+                now,
+                class,
+                latency_ms,
+                &failure.to_string(),
+            ));
+        }
+        match next {
+            Next::RetryAfter(delay) => {
+                self.metrics.retry(lane_name.as_str(), class);
+                let due = now + delay;
+                debug!(task = task.id, kind = %task.kind, %failure, ?delay, "Retrying");
+                if let Err(error) = self
+                    .store
+                    .retry(lease, due, &failure.to_string(), decision)
+                    .await
+                {
+                    warn!(task = task.id, %error, "Could not schedule the retry");
+                }
+            }
+            Next::DeadLetter => {
+                self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                let reason = if failure.class == FailureClass::Permanent {
+                    "permanent failure".to_owned()
+                } else {
+                    format!("gave up after {} attempts", task.attempts)
+                };
+                warn!(task = task.id, kind = %task.kind, %failure, %reason, "Dead-lettered");
+                if let Err(error) = self
+                    .store
+                    .dead_letter(
+                        lease,
+                        NewDeadLetter {
+                            class: class.to_owned(),
+                            error: failure.to_string(),
+                            reason,
+                        },
+                        decision,
+                    )
+                    .await
+                {
+                    warn!(task = task.id, %error, "Could not dead-letter the task");
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl InboundSink for Engine {
+    async fn accept(&self, message: InboundMessage) -> Result<Accepted, SinkError> {
+        self.accept_message(message).await
+    }
+}
+
+fn group_by_kind(leases: Vec<Lease>) -> Vec<Vec<Lease>> {
+    let mut groups: BTreeMap<String, Vec<Lease>> = BTreeMap::new();
+    for lease in leases {
+        groups
+            .entry(lease.task.kind.clone())
+            .or_default()
+            .push(lease);
+    }
+    groups.into_values().collect()
+}
+
+/// The lane's view of a call: it failed only if nothing succeeded.
+fn summarize(outcomes: &[Outcome]) -> Result<(), FailureClass> {
+    let mut worst = None;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Done(_) => return Ok(()),
+            Outcome::Failed(f) | Outcome::FailedWith(f, _) => worst = Some(f.class),
+        }
+    }
+    worst.map_or(Ok(()), Err)
+}
+
+fn attempt_entry(
+    order: &str,
+    lease: &Lease,
+    at: time::OffsetDateTime,
+    outcome: &str,
+    latency_ms: i64,
+    detail: &str,
+) -> TimelineEntry {
+    let task = &lease.task;
+    TimelineEntry {
+        order_id: order.to_owned(),
+        at,
+        kind: "attempt".to_owned(),
+        summary: format!("{} attempt {}: {}", task.kind, task.attempts, detail),
+        detail: json!({
+            "task": task.id,
+            "lane": task.lane,
+            "idempotency_key": task.idempotency_key,
+            "attempt": task.attempts,
+        }),
+        system: Some(task.lane.clone()),
+        outcome: Some(outcome.to_owned()),
+        latency_ms: Some(latency_ms),
+        correlation: task
+            .payload
+            .get("correlation")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned),
+    }
+}

@@ -1,0 +1,299 @@
+//! Processing an inbound message: ownership check, then the order command (or the inventory,
+//! account or credit update) it carries.
+
+use crossdock_domain::ids::System;
+use crossdock_domain::order::Lane as LaneName;
+use crossdock_ports::Failure;
+use crossdock_ports::inbound::Inbound;
+use crossdock_store::{
+    AccountRow, Decision, InboundStatus, InventoryRow, Lease, NewTask, TimelineEntry,
+};
+use serde_json::json;
+
+use super::{ApplyError, Outcome, apply_order};
+use crate::apply::Cause;
+use crate::engine::Engine;
+
+pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
+    let Some(inbox_id) = lease
+        .task
+        .payload
+        .get("inbox_id")
+        .and_then(serde_json::Value::as_i64)
+    else {
+        return Outcome::Failed(Failure::permanent("inbound task has no `inbox_id`"));
+    };
+    let record = match engine.store.inbound(inbox_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            return Outcome::Failed(Failure::permanent(format!(
+                "inbox row {inbox_id} is missing"
+            )));
+        }
+        Err(e) => return Outcome::Failed(Failure::transient(e.to_string())),
+    };
+    // An operator may have corrected the body in the dead-letter queue.
+    let body_json = lease
+        .task
+        .payload
+        .get("body")
+        .cloned()
+        .unwrap_or(record.body.clone());
+    let body: Inbound = match serde_json::from_value(body_json) {
+        Ok(body) => body,
+        Err(e) => {
+            return unreadable(
+                inbox_id,
+                &format!("the message body does not match the contract: {e}"),
+            );
+        }
+    };
+    let source = match record.source.as_str() {
+        "salesforce" => System::Salesforce,
+        "erp" => System::Erp,
+        "api" => System::Api,
+        _ => System::Hub,
+    };
+    let now = engine.clock.now();
+    let processed = Decision {
+        inbound: Some((inbox_id, InboundStatus::Processed, None)),
+        ..Decision::default()
+    };
+    let correlation = lease
+        .task
+        .payload
+        .get("correlation")
+        .and_then(|c| c.as_str())
+        .map(str::to_owned);
+    match body {
+        Inbound::Order { order, command } => {
+            let received = TimelineEntry {
+                order_id: order.to_string(),
+                at: now,
+                kind: "inbound".to_owned(),
+                summary: format!("Received {} from {source}", command.name()),
+                detail: json!({ "inbox_id": inbox_id, "message_id": record.message_id }),
+                system: Some(source.as_str().to_owned()),
+                outcome: None,
+                latency_ms: None,
+                correlation: correlation.clone(),
+            };
+            if let Err(violation) = engine.config.ownership.check_command(&command, source) {
+                engine
+                    .metrics
+                    .inbound_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let reason = format!("refused: {violation}");
+                return Outcome::Done(Decision {
+                    inbound: Some((inbox_id, InboundStatus::Refused, Some(reason.clone()))),
+                    timeline: vec![
+                        received,
+                        TimelineEntry {
+                            order_id: order.to_string(),
+                            at: now,
+                            kind: "refusal".to_owned(),
+                            summary: format!(
+                                "Ownership: {} from {source} {reason}",
+                                command.name()
+                            ),
+                            detail: json!({ "inbox_id": inbox_id, "violation": violation }),
+                            system: Some(source.as_str().to_owned()),
+                            outcome: Some("refused".to_owned()),
+                            latency_ms: None,
+                            correlation,
+                        },
+                    ],
+                    ..Decision::default()
+                });
+            }
+            let cause = Cause {
+                system: source,
+                causation: format!("inbox:{inbox_id}"),
+                correlation: correlation.clone(),
+            };
+            let mut extra = processed;
+            extra.timeline.push(received.clone());
+            match apply_order(
+                engine,
+                &order,
+                std::slice::from_ref(&command),
+                &cause,
+                extra,
+            )
+            .await
+            {
+                Ok(decision) => Outcome::Done(decision),
+                Err(ApplyError::Unavailable(failure)) => Outcome::Failed(failure),
+                Err(ApplyError::Refused(error)) if error.may_succeed_later() => Outcome::Failed(
+                    Failure::transient(format!("waiting for the order to catch up: {error}")),
+                ),
+                Err(ApplyError::Refused(error)) => {
+                    engine
+                        .metrics
+                        .inbound_refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let reason = format!("{} refused: {error}", command.name());
+                    Outcome::FailedWith(
+                        Failure::permanent(reason.clone()).with_code(error.code()),
+                        Decision {
+                            inbound: Some((inbox_id, InboundStatus::Refused, Some(reason.clone()))),
+                            timeline: vec![
+                                received,
+                                TimelineEntry {
+                                    order_id: order.to_string(),
+                                    at: now,
+                                    kind: "refusal".to_owned(),
+                                    summary: reason,
+                                    detail: json!({ "inbox_id": inbox_id, "error": error }),
+                                    system: Some(source.as_str().to_owned()),
+                                    outcome: Some("refused".to_owned()),
+                                    latency_ms: None,
+                                    correlation,
+                                },
+                            ],
+                            ..Decision::default()
+                        },
+                    )
+                }
+            }
+        }
+        Inbound::Inventory { level } => {
+            if let Err(violation) = engine.config.ownership.check(
+                crossdock_domain::ownership::Entity::Inventory,
+                None,
+                source,
+            ) {
+                return refused(inbox_id, &violation.to_string());
+            }
+            let sku = level.sku.to_string();
+            let mut decision = processed;
+            decision.inventory.push(InventoryRow {
+                sku: sku.clone(),
+                location: level.location.to_string(),
+                on_hand: level.on_hand,
+                reserved: level.reserved,
+                available: level.available,
+                as_of: level.as_of,
+                updated_at: now,
+            });
+            let coalesce =
+                time::Duration::try_from(engine.config.inventory_coalesce).unwrap_or_default();
+            decision.tasks.push(NewTask {
+                lane: LaneName::Salesforce.as_str().to_owned(),
+                kind: "sf-inventory".to_owned(),
+                key: format!("sku:{sku}"),
+                dedupe: Some(format!("sf-inventory/{sku}")),
+                idempotency_key: format!("sf-inventory/{sku}"),
+                payload: json!({ "sku": sku }),
+                due_at: now + coalesce,
+                blocking: false,
+                order_id: None,
+            });
+            Outcome::Done(decision)
+        }
+        Inbound::Account { account } => {
+            let mut decision = processed;
+            let existing = engine
+                .store
+                .account(account.id.as_str())
+                .await
+                .ok()
+                .flatten();
+            let mut body = serde_json::to_value(&account).unwrap_or_default();
+            // Credit fields belong to the ERP: keep what the ERP said, ignore Salesforce's.
+            if let Some(existing) = &existing {
+                for field in ["credit_limit", "open_balance", "credit_status"] {
+                    body[field] = existing.body.get(field).cloned().unwrap_or_default();
+                }
+            }
+            decision.accounts.push(AccountRow {
+                account_id: account.id.to_string(),
+                sf_id: account.refs.sf_id.clone(),
+                erp_ref: existing
+                    .as_ref()
+                    .and_then(|e| e.erp_ref.clone())
+                    .or(account.refs.erp_ref.clone()),
+                name: account.name.clone(),
+                tier: account.tier.as_str().to_owned(),
+                body,
+                updated_at: now,
+            });
+            decision.tasks.push(NewTask {
+                lane: LaneName::Erp.as_str().to_owned(),
+                kind: "erp-customer".to_owned(),
+                key: format!("account:{}", account.id),
+                dedupe: Some(format!("erp-customer/{}", account.id)),
+                idempotency_key: format!("erp-customer/{}/{}", account.id, record.message_id),
+                payload: json!({ "account": account.id }),
+                due_at: now,
+                blocking: false,
+                order_id: None,
+            });
+            Outcome::Done(decision)
+        }
+        Inbound::Credit { report } => {
+            if let Err(violation) = engine.config.ownership.check(
+                crossdock_domain::ownership::Entity::Account,
+                Some("credit_status"),
+                source,
+            ) {
+                return refused(inbox_id, &violation.to_string());
+            }
+            let mut decision = processed;
+            let existing = engine
+                .store
+                .account(report.account.as_str())
+                .await
+                .ok()
+                .flatten();
+            let mut row = existing.unwrap_or_else(|| AccountRow {
+                account_id: report.account.to_string(),
+                sf_id: None,
+                erp_ref: None,
+                name: report.account.to_string(),
+                tier: "Bronze".to_owned(),
+                body: json!({}),
+                updated_at: now,
+            });
+            row.body["credit_status"] = json!(report.status);
+            row.body["credit_limit"] = json!(report.limit);
+            row.body["open_balance"] = json!(report.balance);
+            row.updated_at = now;
+            decision.accounts.push(row);
+            decision.tasks.push(NewTask {
+                lane: LaneName::Salesforce.as_str().to_owned(),
+                kind: "sf-credit".to_owned(),
+                key: format!("account:{}", report.account),
+                dedupe: Some(format!("sf-credit/{}", report.account)),
+                idempotency_key: format!("sf-credit/{}", report.account),
+                payload: json!({ "report": report }),
+                due_at: now,
+                blocking: false,
+                order_id: None,
+            });
+            Outcome::Done(decision)
+        }
+        Inbound::Unreadable { reason } => unreadable(inbox_id, &reason),
+    }
+}
+
+fn unreadable(inbox_id: i64, reason: &str) -> Outcome {
+    Outcome::FailedWith(
+        Failure::permanent(format!("unreadable message: {reason}")).with_code("unreadable"),
+        Decision {
+            inbound: Some((inbox_id, InboundStatus::Failed, Some(reason.to_owned()))),
+            ..Decision::default()
+        },
+    )
+}
+
+fn refused(inbox_id: i64, reason: &str) -> Outcome {
+    Outcome::Done(Decision {
+        inbound: Some((
+            inbox_id,
+            InboundStatus::Refused,
+            Some(format!("refused: {reason}")),
+        )),
+        ..Decision::default()
+    })
+}

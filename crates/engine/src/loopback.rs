@@ -1,0 +1,422 @@
+//! In-process downstreams with zero latency: an ERP that books, ships, invoices and gets paid
+//! at once, and a Salesforce that accepts every write. They let the benchmark (and engine
+//! tests) measure the hub itself, without any network or simulator in the way.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use crossdock_domain::account::{Account, CreditStatus};
+use crossdock_domain::catalog::{FulfilmentMethod, FulfilmentOption, InventoryLevel};
+use crossdock_domain::ids::RmaId;
+use crossdock_domain::ids::{AccountId, LineNo, LocationId, OrderId, Sku};
+use crossdock_domain::money::{Currency, round_cents};
+use crossdock_domain::order::{CreditAnswer, Milestone, OrderDraft};
+use crossdock_domain::summary::OrderSummary;
+use crossdock_ports::erp::{
+    Allocation, BookingConfirmation, BookingRequest, CancelOutcome, ChangeBatch, ChangeKind,
+    CreditMemo, CreditReport, CustomerRef, ErpChange, ErpInvoice, ErpOrder, ErpShipment,
+    FulfilmentRequest, PriceQuote, PriceRequest, Refund, ReturnAuthorisation, ReturnReceipt,
+    ReturnRequest,
+};
+use crossdock_ports::failure::Result;
+use crossdock_ports::salesforce::ApiUsage;
+use crossdock_ports::{Clock, Erp, Failure, Salesforce};
+use rust_decimal::Decimal;
+use std::sync::Arc;
+
+/// The loopback ERP's price of a SKU: 10.00 plus a stable amount derived from its name.
+pub fn list_price(sku: &Sku) -> Decimal {
+    let sum: u32 = sku.as_str().bytes().map(u32::from).sum();
+    Decimal::new(1_000 + i64::from(sum % 9_000), 2)
+}
+
+const LOCATION: &str = "WH-LOOP";
+
+/// A booked order: ERP number and (line, units, unit price).
+type Booked = (String, Vec<(LineNo, u32, Decimal)>);
+/// An authorised return: hub id, (line, units), order.
+type Authorised = (RmaId, Vec<(LineNo, u32)>, OrderId);
+
+#[derive(Default)]
+struct ErpState {
+    bookings: BTreeMap<OrderId, Booked>,
+    returns: BTreeMap<String, Authorised>,
+    memos: BTreeMap<String, Decimal>,
+    changes: Vec<ErpChange>,
+}
+
+/// An ERP that completes every order's lifecycle the moment it is booked.
+pub struct LoopbackErp {
+    clock: Arc<dyn Clock>,
+    state: Mutex<ErpState>,
+    /// Calls received, for figures.
+    pub calls: AtomicU64,
+    /// Bookings created (not counting idempotent repeats).
+    pub bookings_created: AtomicU64,
+}
+
+impl LoopbackErp {
+    /// A loopback ERP on a clock.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            state: Mutex::new(ErpState::default()),
+            calls: AtomicU64::new(0),
+            bookings_created: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ErpState> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Erp for LoopbackErp {
+    fn name(&self) -> &str {
+        "loopback"
+    }
+
+    async fn prices(
+        &self,
+        _account: &AccountId,
+        items: &[PriceRequest],
+        _on: time::Date,
+    ) -> Result<Vec<PriceQuote>> {
+        drop(self.state());
+        Ok(items
+            .iter()
+            .map(|item| PriceQuote {
+                sku: item.sku.clone(),
+                unit_price: list_price(&item.sku),
+                list_price: list_price(&item.sku),
+                currency: Currency::USD,
+                promotion: None,
+            })
+            .collect())
+    }
+
+    async fn availability(
+        &self,
+        skus: &[Sku],
+        _location: Option<&LocationId>,
+    ) -> Result<Vec<InventoryLevel>> {
+        drop(self.state());
+        let now = self.clock.now();
+        Ok(skus
+            .iter()
+            .map(|sku| InventoryLevel {
+                sku: sku.clone(),
+                location: LocationId::new(LOCATION),
+                on_hand: 1_000_000,
+                reserved: 0,
+                available: 1_000_000,
+                as_of: now,
+            })
+            .collect())
+    }
+
+    async fn credit_check(
+        &self,
+        _account: &AccountId,
+        amount: Decimal,
+        _currency: Currency,
+    ) -> Result<CreditAnswer> {
+        drop(self.state());
+        Ok(CreditAnswer {
+            approved: true,
+            available: Some(amount * Decimal::from(10)),
+            reason: None,
+        })
+    }
+
+    async fn fulfilment_options(
+        &self,
+        _request: &FulfilmentRequest,
+    ) -> Result<Vec<FulfilmentOption>> {
+        drop(self.state());
+        Ok(vec![FulfilmentOption {
+            method: FulfilmentMethod::ShipFromWarehouse,
+            locations: vec![LocationId::new(LOCATION)],
+            promised_date: None,
+        }])
+    }
+
+    async fn book_order(&self, order: &BookingRequest, _key: &str) -> Result<BookingConfirmation> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        if let Some((erp_ref, _)) = state.bookings.get(&order.reference) {
+            return Ok(BookingConfirmation {
+                erp_ref: erp_ref.clone(),
+                created: false,
+                allocations: Vec::new(),
+                backorders: Vec::new(),
+            });
+        }
+        self.bookings_created.fetch_add(1, Ordering::Relaxed);
+        let erp_ref = format!("LB-{}", state.bookings.len() + 1);
+        let lines: Vec<(LineNo, u32, Decimal)> = order
+            .lines
+            .iter()
+            .map(|l| (l.line, l.quantity, l.unit_price))
+            .collect();
+        state
+            .bookings
+            .insert(order.reference.clone(), (erp_ref.clone(), lines.clone()));
+        let reference = order.reference.clone();
+        let shipped: Vec<(LineNo, u32)> = lines.iter().map(|(l, q, _)| (*l, *q)).collect();
+        let net: Decimal = lines.iter().map(|(_, q, p)| Decimal::from(*q) * p).sum();
+        let tax = round_cents(net * Decimal::new(1, 1));
+        let shipment = |milestone| ErpShipment {
+            id: format!("{erp_ref}-S1"),
+            location: Some(LocationId::new(LOCATION)),
+            lines: shipped.clone(),
+            milestone,
+            carrier: Some("LOOP".to_owned()),
+            tracking: Some(format!("T{erp_ref}")),
+            at: now,
+        };
+        let kinds = vec![
+            ChangeKind::Shipment {
+                reference: reference.clone(),
+                shipment: shipment(Milestone::Shipped),
+            },
+            ChangeKind::Shipment {
+                reference: reference.clone(),
+                shipment: shipment(Milestone::Delivered),
+            },
+            ChangeKind::InvoiceIssued {
+                reference: reference.clone(),
+                invoice: ErpInvoice {
+                    id: format!("{erp_ref}-I1"),
+                    number: format!("INV-{erp_ref}"),
+                    lines: shipped.clone(),
+                    net,
+                    tax,
+                    total: net + tax,
+                    paid: Decimal::ZERO,
+                    issued_at: now,
+                },
+            },
+            ChangeKind::PaymentReceived {
+                reference,
+                payment: format!("{erp_ref}-P1"),
+                invoice: Some(format!("{erp_ref}-I1")),
+                amount: net + tax,
+            },
+        ];
+        for kind in kinds {
+            let id = format!("loop-{}", state.changes.len() + 1);
+            state.changes.push(ErpChange { id, at: now, kind });
+        }
+        Ok(BookingConfirmation {
+            erp_ref,
+            created: true,
+            allocations: order
+                .lines
+                .iter()
+                .map(|l| Allocation {
+                    line: l.line,
+                    location: LocationId::new(LOCATION),
+                    quantity: l.quantity,
+                })
+                .collect(),
+            backorders: Vec::new(),
+        })
+    }
+
+    async fn cancel_order(
+        &self,
+        _erp_ref: &str,
+        _reason: &str,
+        _key: &str,
+    ) -> Result<CancelOutcome> {
+        drop(self.state());
+        Ok(CancelOutcome::Cancelled)
+    }
+
+    async fn order(&self, erp_ref: &str) -> Result<ErpOrder> {
+        let state = self.state();
+        let (reference, _) = state
+            .bookings
+            .iter()
+            .find(|(_, (r, _))| r == erp_ref)
+            .ok_or_else(|| Failure::permanent(format!("no order {erp_ref}")))?;
+        Ok(ErpOrder {
+            erp_ref: erp_ref.to_owned(),
+            reference: reference.clone(),
+            cancelled: false,
+            lines: Vec::new(),
+            shipments: Vec::new(),
+            invoices: Vec::new(),
+        })
+    }
+
+    async fn changes(&self, cursor: Option<&str>, limit: usize) -> Result<ChangeBatch> {
+        let state = self.state();
+        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let end = (start + limit).min(state.changes.len());
+        Ok(ChangeBatch {
+            changes: state.changes[start.min(end)..end].to_vec(),
+            cursor: end.to_string(),
+        })
+    }
+
+    async fn upsert_customer(&self, account: &Account, _key: &str) -> Result<CustomerRef> {
+        drop(self.state());
+        Ok(CustomerRef {
+            erp_ref: account.id.to_string(),
+            created: false,
+        })
+    }
+
+    async fn credit_status(&self, account: &AccountId) -> Result<CreditReport> {
+        drop(self.state());
+        Ok(CreditReport {
+            account: account.clone(),
+            status: CreditStatus::Good,
+            limit: None,
+            balance: None,
+        })
+    }
+
+    async fn create_return(
+        &self,
+        request: &ReturnRequest,
+        _key: &str,
+    ) -> Result<ReturnAuthorisation> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let erp_ref = format!("LRMA-{}", request.rma);
+        if !state.returns.contains_key(&erp_ref) {
+            let lines: Vec<(LineNo, u32)> =
+                request.lines.iter().map(|(l, _, q)| (*l, *q)).collect();
+            state.returns.insert(
+                erp_ref.clone(),
+                (request.rma.clone(), lines.clone(), request.order.clone()),
+            );
+            let id = format!("loop-{}", state.changes.len() + 1);
+            state.changes.push(ErpChange {
+                id,
+                at: now,
+                kind: ChangeKind::ReturnReceived {
+                    rma: request.rma.clone(),
+                    receipt: ReturnReceipt {
+                        id: format!("{erp_ref}-R1"),
+                        lines,
+                    },
+                },
+            });
+        }
+        Ok(ReturnAuthorisation { erp_ref })
+    }
+
+    async fn receive_return(
+        &self,
+        erp_rma: &str,
+        lines: &[(LineNo, u32)],
+        _key: &str,
+    ) -> Result<ReturnReceipt> {
+        drop(self.state());
+        Ok(ReturnReceipt {
+            id: format!("{erp_rma}-R1"),
+            lines: lines.to_vec(),
+        })
+    }
+
+    async fn issue_credit_memo(&self, erp_rma: &str, _key: &str) -> Result<CreditMemo> {
+        let mut state = self.state();
+        let (_, lines, order) = state
+            .returns
+            .get(erp_rma)
+            .cloned()
+            .ok_or_else(|| Failure::permanent(format!("no return {erp_rma}")))?;
+        let prices = state
+            .bookings
+            .get(&order)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
+        let net: Decimal = lines
+            .iter()
+            .map(|(line, qty)| {
+                let price = prices
+                    .iter()
+                    .find(|(l, _, _)| l == line)
+                    .map_or(Decimal::ZERO, |(_, _, p)| *p);
+                Decimal::from(*qty) * price
+            })
+            .sum();
+        let amount = round_cents(net * Decimal::new(11, 1));
+        let id = format!("{erp_rma}-CM");
+        state.memos.insert(id.clone(), amount);
+        Ok(CreditMemo {
+            number: format!("CN-{erp_rma}"),
+            id,
+            amount,
+        })
+    }
+
+    async fn issue_refund(&self, credit_memo: &str, _key: &str) -> Result<Refund> {
+        let state = self.state();
+        let amount = *state
+            .memos
+            .get(credit_memo)
+            .ok_or_else(|| Failure::permanent(format!("no credit memo {credit_memo}")))?;
+        Ok(Refund {
+            id: format!("{credit_memo}-RF"),
+            amount,
+        })
+    }
+}
+
+/// A Salesforce that accepts every write, counting calls and records.
+#[derive(Debug, Default)]
+pub struct LoopbackSalesforce {
+    /// Write calls received.
+    pub calls: AtomicU64,
+    /// Records written.
+    pub records: AtomicU64,
+}
+
+impl LoopbackSalesforce {
+    fn count<T>(&self, records: &[T]) -> Vec<Result<()>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        records.iter().map(|_| Ok(())).collect()
+    }
+}
+
+#[async_trait]
+impl Salesforce for LoopbackSalesforce {
+    async fn write_orders(&self, orders: &[OrderSummary]) -> Vec<Result<()>> {
+        self.count(orders)
+    }
+
+    async fn write_returns(&self, returns: &[(OrderSummary, RmaId)]) -> Vec<Result<()>> {
+        self.count(returns)
+    }
+
+    async fn write_inventory(&self, levels: &[InventoryLevel]) -> Vec<Result<()>> {
+        self.count(levels)
+    }
+
+    async fn write_credit(&self, reports: &[CreditReport]) -> Vec<Result<()>> {
+        self.count(reports)
+    }
+
+    async fn read_order(&self, sf_id: &str) -> Result<OrderDraft> {
+        Err(Failure::permanent(format!(
+            "the loopback Salesforce holds no order {sf_id}"
+        )))
+    }
+
+    fn usage(&self) -> Option<ApiUsage> {
+        None
+    }
+}

@@ -1,0 +1,135 @@
+//! In-process counters the engine keeps; the API renders them for Prometheus and the
+//! dashboard reads them.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Bucket bounds (seconds) of latency histograms.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A latency histogram.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`].
+    pub buckets: [u64; 12],
+    /// Observations.
+    pub count: u64,
+    /// Sum of observations (seconds).
+    pub sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+/// Engine counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Steps (task executions) that succeeded.
+    pub steps_ok: AtomicU64,
+    /// Inbound messages accepted (new).
+    pub inbound_new: AtomicU64,
+    /// Inbound messages that were duplicates.
+    pub inbound_duplicate: AtomicU64,
+    /// Inbound messages refused (ownership or lifecycle).
+    pub inbound_refused: AtomicU64,
+    /// Tasks dead-lettered.
+    pub dead_lettered: AtomicU64,
+    labelled: Mutex<Labelled>,
+}
+
+#[derive(Debug, Default)]
+struct Labelled {
+    retries: BTreeMap<(String, String), u64>,
+    steps: BTreeMap<String, u64>,
+    events: BTreeMap<String, u64>,
+    latency: BTreeMap<(String, String), Histogram>,
+}
+
+/// A copy of every counter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Successful steps.
+    pub steps_ok: u64,
+    /// New inbound messages.
+    pub inbound_new: u64,
+    /// Duplicate inbound messages.
+    pub inbound_duplicate: u64,
+    /// Refused inbound messages.
+    pub inbound_refused: u64,
+    /// Dead-lettered tasks.
+    pub dead_lettered: u64,
+    /// Retries by (lane, failure class).
+    pub retries: BTreeMap<(String, String), u64>,
+    /// Successful steps by task step name.
+    pub steps: BTreeMap<String, u64>,
+    /// Events recorded by event type.
+    pub events: BTreeMap<String, u64>,
+    /// Call latency by (lane, step).
+    pub latency: BTreeMap<(String, String), Histogram>,
+}
+
+impl Metrics {
+    fn labelled(&self) -> std::sync::MutexGuard<'_, Labelled> {
+        self.labelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a retry.
+    pub fn retry(&self, lane: &str, class: &str) {
+        *self
+            .labelled()
+            .retries
+            .entry((lane.to_owned(), class.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// Counts a successful step and its latency.
+    pub fn step(&self, lane: &str, step: &str, latency: Duration) {
+        self.steps_ok.fetch_add(1, Ordering::Relaxed);
+        let mut labelled = self.labelled();
+        *labelled.steps.entry(step.to_owned()).or_default() += 1;
+        labelled
+            .latency
+            .entry((lane.to_owned(), step.to_owned()))
+            .or_default()
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Counts recorded events.
+    pub fn events<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut labelled = self.labelled();
+        for name in names {
+            *labelled.events.entry(name.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Copies every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let labelled = self.labelled();
+        Snapshot {
+            steps_ok: self.steps_ok.load(Ordering::Relaxed),
+            inbound_new: self.inbound_new.load(Ordering::Relaxed),
+            inbound_duplicate: self.inbound_duplicate.load(Ordering::Relaxed),
+            inbound_refused: self.inbound_refused.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            retries: labelled.retries.clone(),
+            steps: labelled.steps.clone(),
+            events: labelled.events.clone(),
+            latency: labelled.latency.clone(),
+        }
+    }
+}
