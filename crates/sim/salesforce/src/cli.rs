@@ -1,4 +1,9 @@
-//! `crossdock sim ...` command-line entry point.
+//! `crossdock sim salesforce ...` command-line entry point.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, Faults};
+use crate::server::Simulator;
 
 /// Command-line arguments of the simulator.
 #[derive(Debug, Clone, clap::Args)]
@@ -6,12 +11,121 @@ pub struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Port of the Pub/Sub API (TLS gRPC); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub grpc_port: u16,
+    /// Also serve REST over plain HTTP on this port (0 picks a free one).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Folder for the generated CA certificate and server key (a temporary folder by default).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of every random choice, so runs repeat.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Daily API request limit.
+    #[arg(long, default_value_t = 15_000)]
+    pub daily_limit: u64,
+    /// Access-token lifetime in seconds.
+    #[arg(long, default_value_t = 7_200)]
+    pub token_ttl_secs: u64,
+    /// Event retention in hours.
+    #[arg(long, default_value_t = 72)]
+    pub retention_hours: u64,
+    /// Highest API version served (major number).
+    #[arg(long, default_value_t = 65)]
+    pub max_api_version: u32,
+    /// PEM certificate or public key that verifies JWT bearer assertions (repeatable).
+    #[arg(long = "jwt-key")]
+    pub jwt_keys: Vec<PathBuf>,
+    /// Added latency on every REST call, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Extra random latency up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_jitter_ms: u64,
+    /// Probability (0-1) of a 503/500 answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub server_error_rate: f64,
+    /// Probability (0-1) of UNABLE_TO_LOCK_ROW per written record.
+    #[arg(long, default_value_t = 0.0)]
+    pub lock_row_rate: f64,
+    /// Probability (0-1) of a 429 answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Retry-After seconds on 429 answers.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
+}
+
+impl Args {
+    /// The simulator configuration these arguments describe.
+    ///
+    /// # Errors
+    /// A message when a JWT key file cannot be read.
+    pub fn config(&self) -> Result<Config, String> {
+        let mut jwt_keys = Vec::new();
+        for path in &self.jwt_keys {
+            jwt_keys.push(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            );
+        }
+        Ok(Config {
+            port: self.port,
+            grpc_port: self.grpc_port,
+            http_port: self.http_port,
+            data_dir: self.data_dir.clone(),
+            seed: self.seed,
+            daily_api_limit: self.daily_limit,
+            token_ttl_secs: self.token_ttl_secs,
+            retention_secs: self.retention_hours.saturating_mul(3600),
+            max_api_version: self.max_api_version,
+            jwt_keys,
+            faults: Faults {
+                latency_ms: self.latency_ms,
+                latency_jitter_ms: self.latency_jitter_ms,
+                server_error_rate: self.server_error_rate,
+                lock_row_rate: self.lock_row_rate,
+                throttle_rate: self.throttle_rate,
+                retry_after_secs: self.retry_after_secs,
+            },
+            ..Config::default()
+        })
+    }
 }
 
 /// Runs the simulator until Ctrl-C.
 ///
 /// # Errors
-/// Always, until the simulator lands.
-pub async fn run(_args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Err("not ready yet".into())
+/// When the configuration is invalid or a listener cannot start.
+pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let config = args.config()?;
+    let handle = Simulator::start(config).await?;
+    let c = handle.credentials();
+    println!("Salesforce simulator running");
+    println!("  base URL (instance + login): {}", handle.base_url());
+    if let Some(http) = handle.http_url() {
+        println!("  plain HTTP:                  {http}");
+    }
+    println!("  Pub/Sub API (TLS gRPC):      {}", handle.grpc_endpoint());
+    println!(
+        "  CA certificate to trust:     {}",
+        handle.ca_pem_path().display()
+    );
+    println!("  client id:                   {}", c.client_id);
+    println!("  client secret:               {}", c.client_secret);
+    println!("  username:                    {}", c.username);
+    println!("  password:                    {}", c.password);
+    println!("  security token:              {}", c.security_token);
+    println!("  org id:                      {}", handle.org_id());
+    println!("  access token:                {}", handle.access_token());
+    println!(
+        "  admin API:                   {}/__sim/stats",
+        handle.base_url()
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown().await;
+    Ok(())
 }

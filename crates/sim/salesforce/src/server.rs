@@ -1,0 +1,413 @@
+//! Starting and stopping the simulator: listeners, TLS, shared state, and the [`Handle`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value as Json;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cdc::EventLog;
+use crate::clock::Clock;
+use crate::config::{Config, Credentials, Faults};
+use crate::http::{self, App};
+use crate::state::{AuthState, Cursors, FaultState, Shared, Usage, lock};
+use crate::store::{Org, Txn};
+use crate::{auth, ids, meta, pubsub, soql, tls};
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TLS material could not be produced.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The gRPC server could not be configured.
+    #[error("cannot configure the Pub/Sub API server: {0}")]
+    Grpc(String),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Entry point.
+pub struct Simulator;
+
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+impl Simulator {
+    /// Starts the simulator: binds the listeners, generates TLS material, seeds the org.
+    ///
+    /// # Errors
+    /// [`Error`] when a port is taken, the data folder is not writable or the config is invalid.
+    pub async fn start(config: Config) -> Result<Handle, Error> {
+        config.faults.validate().map_err(Error::Config)?;
+        if config.max_api_version < 40 {
+            return Err(Error::Config("max_api_version must be at least 40".into()));
+        }
+        let (data_dir, owned_dir) = match &config.data_dir {
+            Some(d) => (d.clone(), false),
+            None => {
+                let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+                (
+                    std::env::temp_dir()
+                        .join(format!("crossdock-sfsim-{}-{n}", std::process::id())),
+                    true,
+                )
+            }
+        };
+        let material = tls::generate(&data_dir)?;
+        let rest_listener = bind(SocketAddr::new(config.host, config.port)).await?;
+        let grpc_listener = bind(SocketAddr::new(config.host, config.grpc_port)).await?;
+        let http_listener = match config.http_port {
+            Some(p) => Some(bind(SocketAddr::new(config.host, p)).await?),
+            None => None,
+        };
+        let local = |l: &TcpListener| {
+            l.local_addr().map_err(|source| Error::Bind {
+                addr: SocketAddr::new(config.host, 0),
+                source,
+            })
+        };
+        let rest_addr = local(&rest_listener)?;
+        let grpc_addr = local(&grpc_listener)?;
+        let http_addr = match &http_listener {
+            Some(l) => Some(local(l)?),
+            None => None,
+        };
+        let base_url = format!("https://{rest_addr}");
+
+        let clock = Clock::default();
+        let retention_ms =
+            i64::try_from(config.retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let events = EventLog::new(config.seed, retention_ms);
+        let org = Org::new(
+            meta::standard(),
+            &config.org_name,
+            &config.credentials.username,
+            clock.now_ms(),
+            events,
+        );
+        let org_id18 = ids::to18(&org.org_id);
+        let user_id18 = ids::to18(&org.user_id);
+        let shared = Arc::new(Shared {
+            faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
+            usage: Mutex::new(Usage {
+                max: config.daily_api_limit,
+                ..Usage::default()
+            }),
+            auth: Mutex::new(AuthState {
+                jwt_keys: config.jwt_keys.clone(),
+                ..AuthState::default()
+            }),
+            cursors: Mutex::new(Cursors::default()),
+            org: Mutex::new(org),
+            clock,
+            base_url: base_url.clone(),
+            org_id18,
+            user_id18,
+            config,
+        });
+        let token = auth::issue_token(&shared);
+
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let acceptor = TlsAcceptor::from(tls::server_config(&material)?);
+        let app = App {
+            shared: shared.clone(),
+            base: Arc::from(base_url.as_str()),
+        };
+        tracker.spawn(http::serve(
+            rest_listener,
+            Some(acceptor),
+            app,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        let http_url = match (http_listener, http_addr) {
+            (Some(listener), Some(addr)) => {
+                let url = format!("http://{addr}");
+                let app = App {
+                    shared: shared.clone(),
+                    base: Arc::from(url.as_str()),
+                };
+                tracker.spawn(http::serve(
+                    listener,
+                    None,
+                    app,
+                    shutdown.clone(),
+                    tracker.clone(),
+                ));
+                Some(url)
+            }
+            _ => None,
+        };
+
+        let identity = tonic::transport::Identity::from_pem(&material.cert_pem, &material.key_pem);
+        let mut grpc = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| Error::Grpc(e.to_string()))?;
+        let router = grpc.add_service(crate::proto::pub_sub_server::PubSubServer::new(
+            pubsub::Service::new(shared.clone()),
+        ));
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+            if let Err(error) = router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(%error, "Pub/Sub API server stopped");
+            }
+        });
+        tracker.close();
+        tracing::info!(base_url = %base_url, grpc = %grpc_addr, "Salesforce simulator started");
+        Ok(Handle {
+            shared,
+            base_url,
+            http_url,
+            grpc_addr,
+            ca_path: material.ca_path,
+            data_dir: owned_dir.then_some(data_dir),
+            token,
+            shutdown,
+            tracker,
+        })
+    }
+}
+
+/// A running simulator.
+pub struct Handle {
+    shared: Arc<Shared>,
+    base_url: String,
+    http_url: Option<String>,
+    grpc_addr: SocketAddr,
+    ca_path: PathBuf,
+    data_dir: Option<PathBuf>,
+    token: String,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Handle {
+    /// HTTPS base URL (instance and login URL), e.g. `https://127.0.0.1:8443`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Plain-HTTP base URL, when enabled.
+    pub fn http_url(&self) -> Option<&str> {
+        self.http_url.as_deref()
+    }
+
+    /// Pub/Sub endpoint as clients name it: `localhost:<port>` (TLS).
+    pub fn grpc_endpoint(&self) -> String {
+        format!("localhost:{}", self.grpc_addr.port())
+    }
+
+    /// Socket address of the Pub/Sub listener.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// CA certificate file clients must trust.
+    pub fn ca_pem_path(&self) -> &Path {
+        &self.ca_path
+    }
+
+    /// Accepted credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.shared.config.credentials
+    }
+
+    /// An access token issued at start.
+    pub fn access_token(&self) -> &str {
+        &self.token
+    }
+
+    /// Issues a fresh access token.
+    pub fn issue_token(&self) -> String {
+        auth::issue_token(&self.shared)
+    }
+
+    /// Org id (18 chars).
+    pub fn org_id(&self) -> &str {
+        &self.shared.org_id18
+    }
+
+    /// Integration user id (18 chars).
+    pub fn user_id(&self) -> &str {
+        &self.shared.user_id18
+    }
+
+    /// Read access to the org's state, for tests.
+    pub fn state(&self) -> StateView<'_> {
+        StateView {
+            shared: &self.shared,
+        }
+    }
+
+    /// Replaces the fault knobs.
+    ///
+    /// # Errors
+    /// A message when a rate is not a probability.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        faults.validate()?;
+        lock(&self.shared.faults).faults = faults;
+        Ok(())
+    }
+
+    /// Sets the daily API limit.
+    pub fn set_daily_limit(&self, max: u64) {
+        lock(&self.shared.usage).max = max;
+    }
+
+    /// Resets API usage to zero.
+    pub fn reset_usage(&self) {
+        let mut u = lock(&self.shared.usage);
+        u.used = 0;
+        u.by_kind.clear();
+        u.refused = 0;
+    }
+
+    /// Expires every access token.
+    pub fn expire_tokens(&self) -> usize {
+        auth::expire_all(&self.shared)
+    }
+
+    /// Moves the simulator clock forward.
+    pub fn advance_clock(&self, secs: u64) {
+        self.shared
+            .clock
+            .advance(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let now = self.shared.clock.now_ms();
+        lock(&self.shared.org).events.expire(now);
+    }
+
+    /// Drops retained events up to `upto` (all when `None`), invalidating their replay ids.
+    pub fn trim_events(&self, upto: Option<u64>) -> usize {
+        lock(&self.shared.org).events.trim(upto)
+    }
+
+    /// Adds a PEM certificate or public key for JWT bearer verification.
+    pub fn add_jwt_key(&self, pem: &str) {
+        lock(&self.shared.auth).jwt_keys.push(pem.to_string());
+    }
+
+    /// Stops the listeners and waits for connections to close.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.wait().await;
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Test accessors over the org.
+pub struct StateView<'a> {
+    shared: &'a Shared,
+}
+
+impl StateView<'_> {
+    /// A record as JSON (all fields), by any-form id; `None` when absent.
+    pub fn record(&self, id: &str) -> Option<Json> {
+        let org = lock(&self.shared.org);
+        let (obj, id15) = org.locate(id)?;
+        let rec = org.tables[obj].rows.get(&id15)?;
+        Some(org.record_json(obj, rec, None, "65.0"))
+    }
+
+    /// Number of live records of an object.
+    pub fn count(&self, object: &str) -> usize {
+        lock(&self.shared.org)
+            .counts()
+            .get(object)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Runs a SOQL query (all rows, no paging).
+    ///
+    /// # Errors
+    /// The query error code and message.
+    pub fn query(&self, soql_text: &str) -> Result<Vec<Json>, (String, String)> {
+        let org = lock(&self.shared.org);
+        let plan = soql::compile(&org, soql_text).map_err(|e| (e.code.to_string(), e.message))?;
+        Ok(soql::run(&org, &plan, false, "65.0").records)
+    }
+
+    /// `(used, max)` API requests.
+    pub fn api_usage(&self) -> (u64, u64) {
+        let u = lock(&self.shared.usage);
+        (u.used, u.max)
+    }
+
+    /// Calls per endpoint kind.
+    pub fn calls_by_kind(&self) -> std::collections::BTreeMap<String, u64> {
+        lock(&self.shared.usage).by_kind.clone()
+    }
+
+    /// Latest replay id issued.
+    pub fn latest_replay_id(&self) -> u64 {
+        lock(&self.shared.org).events.latest()
+    }
+
+    /// Retained events as `(replay id, entity, is change event)`.
+    pub fn events(&self) -> Vec<(u64, String, bool)> {
+        lock(&self.shared.org)
+            .events
+            .events()
+            .iter()
+            .map(|e| (e.replay_id, e.entity.clone(), e.change))
+            .collect()
+    }
+
+    /// Creates a record directly (no API call counted), returning its id.
+    ///
+    /// # Errors
+    /// The DML error code and message.
+    pub fn insert(&self, object: &str, fields: Json) -> Result<String, (String, String)> {
+        let now = self.shared.clock.now_ms();
+        let mut org = lock(&self.shared.org);
+        let obj = org
+            .meta
+            .object_index(object)
+            .ok_or_else(|| ("INVALID_TYPE".to_string(), object.to_string()))?;
+        let Json::Object(map) = fields else {
+            return Err((
+                "JSON_PARSER_ERROR".into(),
+                "fields must be an object".into(),
+            ));
+        };
+        let mut txn = Txn::begin(&mut org, now, String::new());
+        match txn.insert(obj, &map) {
+            Ok(id) => {
+                txn.commit();
+                Ok(id)
+            }
+            Err(e) => {
+                txn.rollback();
+                Err((e.code.to_string(), e.message))
+            }
+        }
+    }
+}
