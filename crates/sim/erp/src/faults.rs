@@ -125,12 +125,15 @@ pub enum Latency {
     },
 }
 
+/// Longest latency a knob may ask for (one hour), so no draw can overflow a timer.
+pub const MAX_LATENCY_MS: f64 = 3_600_000.0;
+
 /// z-score of the 99th percentile of the standard normal distribution.
 const Z_99: f64 = 2.326_347_874;
 
 impl Latency {
     fn validate(&self) -> Result<(), String> {
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let ok = |v: f64| v.is_finite() && (0.0..=MAX_LATENCY_MS).contains(&v);
         match *self {
             Latency::None => Ok(()),
             Latency::Fixed { ms } if ok(ms) => Ok(()),
@@ -161,7 +164,9 @@ impl Latency {
             Latency::LogNormal { p50_ms, p99_ms } => {
                 let mu = p50_ms.ln();
                 let sigma = (p99_ms.ln() - mu) / Z_99;
-                (mu + sigma * standard_normal(rng)).exp()
+                (mu + sigma * standard_normal(rng))
+                    .exp()
+                    .min(MAX_LATENCY_MS)
             }
         }
     }

@@ -177,16 +177,17 @@ impl Stream {
     /// Deliveries after `after`, at most `limit`. `Err(first)` when `after` is older than the
     /// oldest retained position minus one.
     pub fn page(&self, after: u64, limit: usize) -> Result<Vec<Delivery>, u64> {
-        if after + 1 < self.first_position {
+        let next = after.saturating_add(1);
+        if next < self.first_position {
             return Err(self.first_position);
         }
-        let skip = usize::try_from(after + 1 - self.first_position).unwrap_or(usize::MAX);
+        let skip = usize::try_from(next - self.first_position).unwrap_or(usize::MAX);
         Ok(self
             .entries
             .iter()
             .skip(skip)
             .take(limit)
-            .zip(after + 1..)
+            .zip(next..)
             .map(|(event, position)| Delivery {
                 position,
                 event: event.clone(),

@@ -92,7 +92,7 @@ impl Shared {
                 Injected::None => {}
             }
             (
-                Duration::from_secs_f64(delay_ms.max(0.0) / 1000.0),
+                Duration::try_from_secs_f64(delay_ms.max(0.0) / 1000.0).unwrap_or(Duration::ZERO),
                 injected,
                 state.faults.retry_after_secs,
                 state.faults.timeout_ms,

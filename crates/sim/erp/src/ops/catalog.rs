@@ -28,6 +28,12 @@ impl State {
         let uom = optional_str(body, "uom")?;
         let list_price = money_field(body, "list_price")?;
         let tax_rate = money_field(body, "tax_rate")?;
+        if tax_rate.is_some_and(|rate| rate > Decimal::ONE) {
+            return Err(ApiError::unprocessable(
+                Code::InvalidMoney,
+                "tax_rate is a fraction between 0 and 1",
+            ));
+        }
         if let Some(item) = self.items.get_mut(sku) {
             if let Some(name) = name {
                 name.clone_into(&mut item.name);

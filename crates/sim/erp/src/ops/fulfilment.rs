@@ -93,16 +93,14 @@ impl State {
                 }
             }
             if let Some(code) = preference.first().filter(|_| remaining > 0) {
-                {
-                    let expected = self.now + self.config.replenishment_delay_ms;
-                    promised = promised.max(expected - self.now + delivery_from(self, code));
-                    backordered.push(json!({
-                        "sku": sku,
-                        "location": code,
-                        "quantity": remaining,
-                        "expected_at": format_ms(expected),
-                    }));
-                }
+                let expected = self.now + self.config.replenishment_delay_ms;
+                promised = promised.max(expected - self.now + delivery_from(self, code));
+                backordered.push(json!({
+                    "sku": sku,
+                    "location": code,
+                    "quantity": remaining,
+                    "expected_at": format_ms(expected),
+                }));
             }
         }
         let single_exists = !options.is_empty();

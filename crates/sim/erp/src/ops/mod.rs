@@ -22,6 +22,9 @@ use serde_json::Value;
 
 use crate::error::{ApiError, Code, Result};
 
+/// Largest money amount accepted (keeps every product and sum far from decimal overflow).
+pub const MAX_MONEY: i64 = 1_000_000_000_000;
+
 /// Largest quantity accepted on one line.
 pub const MAX_QUANTITY: u64 = 1_000_000;
 
@@ -40,7 +43,8 @@ pub fn parse_qty(value: &Value, field: &str) -> Result<u64> {
     }
 }
 
-/// Parses a money amount: a decimal string, zero or more, at most 4 decimals.
+/// Parses a money amount: a decimal string, zero or more, at most 4 decimals, at most
+/// [`MAX_MONEY`].
 ///
 /// # Errors
 /// `invalid_money` (not a decimal string) or `negative_money`.
@@ -62,7 +66,7 @@ pub fn parse_money(value: &Value, field: &str) -> Result<Decimal> {
         )
         .with_details(serde_json::json!({ "field": field })));
     }
-    if amount.scale() > 4 {
+    if amount.scale() > 4 || amount > Decimal::from(MAX_MONEY) {
         return Err(invalid());
     }
     Ok(amount)

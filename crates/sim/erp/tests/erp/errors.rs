@@ -31,6 +31,18 @@ async fn bad_input_gets_stable_error_codes() {
         (erp.post("/api/v1/rmas/RMA-404/receipts", json!({})).await, 404, "unknown_rma"),
         (erp.put("/admin/faults", json!({ "duplicate_rate": 2.0 })).await, 400, "invalid_faults"),
     ];
+    let huge = erp
+        .post(
+            "/api/v1/credit-checks",
+            json!({ "customer": "SF-ACC-E", "amount": "99999999999999999999.00" }),
+        )
+        .await;
+    assert_eq!((huge.status, huge.code()), (422, "invalid_money"));
+    let far = erp.get(&format!("/api/v1/events?after={}", u64::MAX)).await;
+    assert_eq!(
+        (far.status, far.body["events"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
     // The unknown-customer case must not have booked "X".
     for (index, (reply, status, code)) in cases.iter().enumerate() {
         assert_eq!(

@@ -597,3 +597,62 @@ async fn quotes_apply_negotiated_prices_and_promotions_in_their_window() {
     );
     erp.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn on_completion_invoicing_issues_one_invoice_after_the_backorder_ships() {
+    let mut config = TestErp::config(17);
+    config.invoicing = crossdock_sim_erp::InvoiceMode::OnCompletion;
+    let erp = TestErp::start(config).await;
+    let order = book_split_order(&erp, "SF-ORD-OC").await;
+    let number = order["number"].as_str().expect("number").to_owned();
+    erp.advance(3 * HOUR_MS).await;
+    assert_eq!(
+        erp.get(&format!("/api/v1/orders/{number}")).await.body["invoices"],
+        json!([]),
+        "7 of 10 shipped: not yet"
+    );
+    erp.advance(2 * DAY_MS + 3 * HOUR_MS).await;
+    let invoices = erp
+        .get(&format!("/api/v1/orders/{number}/invoices"))
+        .await
+        .body;
+    assert_eq!(invoices["invoices"].as_array().map(Vec::len), Some(1));
+    assert_eq!(invoices["invoices"][0]["lines"][0]["quantity"], 10);
+    assert_eq!(
+        invoices["invoices"][0]["total_amount"],
+        order["total_amount"]
+    );
+    erp.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_real_clock_drives_the_warehouse_and_returns_arrive_by_themselves() {
+    let mut config = TestErp::config(18);
+    // One simulated minute per real millisecond.
+    config.clock = crossdock_sim_erp::ClockMode::Real { speed: 60_000.0 };
+    config.auto_receive_returns_after_ms = Some(DAY_MS);
+    let erp = TestErp::start(config).await;
+    erp.rich_customer("SF-ACC-1").await;
+    erp.set_stock(SKU, "WH-01", 10).await;
+    let order = erp
+        .post("/api/v1/orders", json!({ "external_ref": "SF-ORD-RT", "customer": "SF-ACC-1", "locations": ["WH-01"], "lines": [{ "sku": SKU, "quantity": 2 }] }))
+        .await;
+    assert_eq!(order.status, 201, "{:?}", order.body);
+    crate::support::eventually("shipment", || {
+        erp.handle.inspect(|s| {
+            s.order("SF-ORD-RT")
+                .is_some_and(|o| o.lines[0].shipped == 2)
+        })
+    })
+    .await;
+    let rma = erp.post("/api/v1/rmas", json!({ "external_ref": "SF-CASE-RT", "order": "SF-ORD-RT", "lines": [{ "line": 1, "quantity": 1 }] })).await;
+    assert_eq!(rma.status, 201, "{:?}", rma.body);
+    crate::support::eventually("return receipt", || {
+        erp.handle
+            .inspect(|s| s.rma("SF-CASE-RT").is_some_and(|r| r.status == "received"))
+    })
+    .await;
+    let receipts = erp.get("/api/v1/rmas/SF-CASE-RT").await.body["receipts"].clone();
+    assert_eq!(receipts[0]["lines"][0]["quantity"], 1);
+    erp.handle.shutdown().await;
+}
