@@ -184,6 +184,24 @@ pub trait Store: Send + Sync + 'static {
     /// Audit records with id greater than `after`, oldest first.
     async fn audit_log(&self, after: i64, limit: usize) -> Result<Vec<StoredAuditEntry>>;
 
+    // --- small keyed records (API keys, idempotency records, settings) ---------------------
+
+    /// A record of `namespace` by key.
+    async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Inserts a record unless one exists with that key: `true` when inserted. Exactly one of
+    /// several concurrent inserts of the same key wins (idempotency claims rely on it).
+    async fn kv_insert(&self, namespace: &str, key: &str, value: serde_json::Value, now: OffsetDateTime) -> Result<bool>;
+
+    /// Inserts or replaces a record.
+    async fn kv_put(&self, namespace: &str, key: &str, value: serde_json::Value, now: OffsetDateTime) -> Result<()>;
+
+    /// Records of a namespace whose key starts with `prefix`, by key, at most `limit`.
+    async fn kv_list(&self, namespace: &str, prefix: &str, limit: usize) -> Result<Vec<(String, serde_json::Value)>>;
+
+    /// Deletes a record; `true` when it existed.
+    async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool>;
+
     // --- lifecycle -------------------------------------------------------------------------
 
     /// Flushes pending writes and closes connections.
