@@ -69,11 +69,14 @@ async fn log_normal_latency_has_a_long_tail() {
     let mut times = timed_availability(&erp, 200).await;
     times.sort();
     let (p50, p99) = (times[100], times[198]);
+    // The draws are seeded, so the lower bounds hold exactly; the upper bound leaves room for a
+    // busy machine.
     assert!(
-        p50 >= Duration::from_millis(1) && p50 < Duration::from_millis(15),
+        p50 >= Duration::from_millis(1) && p50 < Duration::from_millis(50),
         "p50 {p50:?}"
     );
     assert!(p99 > Duration::from_millis(12), "p99 {p99:?}");
+    assert!(p99 > p50 * 3, "a long tail: p50 {p50:?}, p99 {p99:?}");
     erp.handle.shutdown().await;
 }
 
