@@ -12,6 +12,7 @@
 pub mod account;
 pub mod catalog;
 pub mod error;
+pub mod flow;
 pub mod ids;
 pub mod lattice;
 pub mod money;
