@@ -395,10 +395,54 @@ impl Engine {
                 self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
                     .await;
             }
+            Outcome::Defer(reason) => self.defer(lane_name, lease, reason, latency_ms).await,
             Outcome::FailedWith(failure, extra) => {
                 self.fail(lane_name, lease, failure, extra, latency_ms)
                     .await;
             }
+        }
+    }
+
+    async fn defer(&self, lane_name: LaneName, lease: &Lease, reason: String, latency_ms: i64) {
+        let task = &lease.task;
+        let deferrals = task
+            .payload
+            .get("deferrals")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if deferrals >= MAX_DEFERRALS {
+            let mut failure = Failure::unknown(format!("{reason} (deferred {deferrals} times)"));
+            failure.class = FailureClass::Permanent;
+            self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
+                .await;
+            return;
+        }
+        let now = self.clock.now();
+        let delay = Duration::from_millis(50u64.saturating_mul(1 << deferrals.min(10)));
+        let mut payload = task.payload.clone();
+        payload["deferrals"] = json!(deferrals + 1);
+        let mut decision = Decision {
+            tasks: vec![NewTask {
+                lane: task.lane.clone(),
+                kind: task.kind.clone(),
+                key: task.key.clone(),
+                dedupe: task.dedupe.clone(),
+                idempotency_key: task.idempotency_key.clone(),
+                payload,
+                due_at: now + delay,
+                blocking: task.blocking,
+                order_id: task.order_id.clone(),
+            }],
+            ..Decision::default()
+        };
+        if let Some(order) = &task.order_id {
+            decision.timeline.push(attempt_entry(
+                order, lease, now, "deferred", latency_ms, &reason,
+            ));
+        }
+        self.metrics.retry(lane_name.as_str(), "deferred");
+        if let Err(error) = self.store.complete(lease, decision).await {
+            warn!(task = task.id, %error, "Could not defer task");
         }
     }
 
@@ -484,12 +528,15 @@ fn group_by_kind(leases: Vec<Lease>) -> Vec<Vec<Lease>> {
     groups.into_values().collect()
 }
 
+/// How often a message may be sent to the back of its queue before it is dead-lettered.
+const MAX_DEFERRALS: u64 = 12;
+
 /// The lane's view of a call: it failed only if nothing succeeded.
 fn summarize(outcomes: &[Outcome]) -> Result<(), FailureClass> {
     let mut worst = None;
     for outcome in outcomes {
         match outcome {
-            Outcome::Done(_) => return Ok(()),
+            Outcome::Done(_) | Outcome::Defer(_) => return Ok(()),
             Outcome::Failed(f) | Outcome::FailedWith(f, _) => worst = Some(f.class),
         }
     }

@@ -14,6 +14,7 @@
 //! Time and randomness come through the `Clock` and `Rng` ports.
 
 pub mod apply;
+pub mod bus;
 pub mod config;
 pub mod describe;
 pub mod engine;

@@ -48,7 +48,12 @@ pub struct Metrics {
     /// Tasks dead-lettered.
     pub dead_lettered: AtomicU64,
     labelled: Mutex<Labelled>,
+    samples: Mutex<Vec<u32>>,
 }
+
+/// Most exact latency samples kept (for percentiles in benchmarks); older ones are dropped
+/// by overwriting, so memory stays flat however long the hub runs.
+const MAX_SAMPLES: usize = 200_000;
 
 #[derive(Debug, Default)]
 struct Labelled {
@@ -99,7 +104,20 @@ impl Metrics {
 
     /// Counts a successful step and its latency.
     pub fn step(&self, lane: &str, step: &str, latency: Duration) {
-        self.steps_ok.fetch_add(1, Ordering::Relaxed);
+        let count = self.steps_ok.fetch_add(1, Ordering::Relaxed);
+        {
+            let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+            let mut samples = self
+                .samples
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if samples.len() < MAX_SAMPLES {
+                samples.push(micros);
+            } else {
+                let slot = usize::try_from(count).unwrap_or(0) % MAX_SAMPLES;
+                samples[slot] = micros;
+            }
+        }
         let mut labelled = self.labelled();
         *labelled.steps.entry(step.to_owned()).or_default() += 1;
         labelled
@@ -115,6 +133,21 @@ impl Metrics {
         for name in names {
             *labelled.events.entry(name.to_owned()).or_default() += 1;
         }
+    }
+
+    /// Exact step latency percentile (0.0–1.0) over the kept samples.
+    pub fn step_latency_quantile(&self, q: f64) -> Option<Duration> {
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let index = ((samples.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        Some(Duration::from_micros(u64::from(samples[index])))
     }
 
     /// Copies every counter.

@@ -124,9 +124,9 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             {
                 Ok(decision) => Outcome::Done(decision),
                 Err(ApplyError::Unavailable(failure)) => Outcome::Failed(failure),
-                Err(ApplyError::Refused(error)) if error.may_succeed_later() => Outcome::Failed(
-                    Failure::transient(format!("waiting for the order to catch up: {error}")),
-                ),
+                Err(ApplyError::Refused(error)) if error.may_succeed_later() => {
+                    Outcome::Defer(format!("waiting for the order to catch up: {error}"))
+                }
                 Err(ApplyError::Refused(error)) => {
                     engine
                         .metrics

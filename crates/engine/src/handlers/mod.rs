@@ -24,6 +24,11 @@ pub enum Outcome {
     /// Failed, and this decision is written whatever happens next (e.g. the inbound message
     /// marked refused).
     FailedWith(Failure, Decision),
+    /// Not yet: the message arrived before what it depends on (e.g. a shipment before the
+    /// order's capture). It goes to the back of its key's queue so younger messages of the
+    /// same key — possibly the one it waits for — can pass; after too many deferrals it is
+    /// dead-lettered with the reason.
+    Defer(String),
 }
 
 /// Runs a group of leased tasks (one task, or a batch of one kind on batched lanes).
