@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -37,14 +38,17 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 pub struct Service {
     shared: Arc<Shared>,
     rpc: Arc<AtomicU64>,
+    /// Ends open streams when the simulator stops.
+    shutdown: CancellationToken,
 }
 
 impl Service {
-    /// A service over the shared org.
-    pub fn new(shared: Arc<Shared>) -> Service {
+    /// A service over the shared org; its streams end when `shutdown` is cancelled.
+    pub fn new(shared: Arc<Shared>, shutdown: CancellationToken) -> Service {
         Service {
             shared,
             rpc: Arc::new(AtomicU64::new(1)),
+            shutdown,
         }
     }
 }
@@ -260,9 +264,18 @@ impl PubSub for Service {
         let svc = Service {
             shared: self.shared.clone(),
             rpc: self.rpc.clone(),
+            shutdown: self.shutdown.clone(),
         };
+        let stop_on = self.shutdown.clone();
         tokio::spawn(async move {
-            while let Ok(Some(req)) = inbound.message().await {
+            loop {
+                let req = tokio::select! {
+                    () = stop_on.cancelled() => return,
+                    m = inbound.message() => match m {
+                        Ok(Some(req)) => req,
+                        _ => return,
+                    },
+                };
                 let reply = svc.publish_batch(&req, &rpc);
                 let stop = reply.is_err();
                 if tx.send(reply).await.is_err() || stop {
@@ -282,7 +295,13 @@ impl PubSub for Service {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let shared = self.shared.clone();
-        tokio::spawn(run_subscription(shared, inbound, tx, rpc));
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = run_subscription(shared, inbound, tx, rpc) => {}
+            }
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

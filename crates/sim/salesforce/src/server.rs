@@ -166,10 +166,10 @@ impl Simulator {
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| Error::Grpc(e.to_string()))?;
         let router = grpc.add_service(crate::proto::pub_sub_server::PubSubServer::new(
-            pubsub::Service::new(shared.clone()),
+            pubsub::Service::new(shared.clone(), shutdown.clone()),
         ));
         let stop = shutdown.clone();
-        tracker.spawn(async move {
+        let grpc_task = tracker.spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
             if let Err(error) = router
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -186,6 +186,7 @@ impl Simulator {
             http_url,
             grpc_addr,
             ca_path: material.ca_path,
+            grpc_task,
             data_dir: owned_dir.then_some(data_dir),
             token,
             shutdown,
@@ -201,6 +202,7 @@ pub struct Handle {
     http_url: Option<String>,
     grpc_addr: SocketAddr,
     ca_path: PathBuf,
+    grpc_task: tokio::task::JoinHandle<()>,
     data_dir: Option<PathBuf>,
     token: String,
     shutdown: CancellationToken,
@@ -315,7 +317,15 @@ impl Handle {
     /// Stops the listeners and waits for connections to close.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.tracker.wait().await;
+        // Clients that keep HTTP/2 connections open would hold a graceful gRPC shutdown
+        // forever: give them a moment, then cut them off.
+        if tokio::time::timeout(std::time::Duration::from_secs(3), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            self.grpc_task.abort();
+            self.tracker.wait().await;
+        }
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -348,7 +348,11 @@ impl Parser<'_> {
         let Tok::Ident(first) = &t.tok else {
             return Err(self.unexpected());
         };
-        if RESERVED.contains(&first.to_ascii_lowercase().as_str()) {
+        let followed_by_dot = self
+            .toks
+            .get(self.at + 1)
+            .is_some_and(|t| t.tok == Tok::Dot);
+        if RESERVED.contains(&first.to_ascii_lowercase().as_str()) && !followed_by_dot {
             return Err(self.unexpected());
         }
         self.next();
@@ -405,7 +409,7 @@ impl Parser<'_> {
         self.expect_kw("from")?;
         let from_tok = self.peek().clone();
         let from = match &from_tok.tok {
-            Tok::Ident(s) if !RESERVED.contains(&s.to_ascii_lowercase().as_str()) => s.clone(),
+            Tok::Ident(s) => s.clone(),
             _ => return Err(self.unexpected()),
         };
         self.next();
@@ -1126,6 +1130,20 @@ mod tests {
         assert!(e.is_some_and(|e| e.message.contains("sObject type 'Foo' is not supported.")));
         let e = compile(&org, "SELECT Nme FROM Account").err();
         assert_eq!(e.map(|e| e.code), Some("INVALID_FIELD"));
+    }
+
+    #[test]
+    fn order_is_an_object_and_a_relationship_not_only_a_keyword() {
+        let org = org();
+        assert!(compile(&org, "SELECT Id FROM Order ORDER BY OrderNumber").is_ok());
+        assert!(
+            compile(
+                &org,
+                "SELECT Id, Order.OrderNumber FROM OrderItem WHERE Order.Status = 'Draft'"
+            )
+            .is_ok()
+        );
+        assert!(compile(&org, "SELECT Id FROM Account ORDER BY").is_err());
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Real third-party clients against the simulator.
