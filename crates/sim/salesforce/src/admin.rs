@@ -52,6 +52,10 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
             201,
             &json!({"access_token": auth::issue_token(shared)}),
         )),
+        ("POST", ["tokens", "refresh"]) => Ok(Reply::json(
+            201,
+            &json!({"refresh_token": auth::issue_refresh_token(shared)}),
+        )),
         ("POST", ["tokens", "expire"]) => Ok(Reply::json(
             200,
             &json!({"expired": auth::expire_all(shared)}),

@@ -36,6 +36,13 @@ pub fn issue_token(shared: &Shared) -> String {
     token
 }
 
+/// Issues a refresh token, as an interactive (web-server) authorization would.
+pub fn issue_refresh_token(shared: &Shared) -> String {
+    let refresh = format!("5Aep{}", random_text(80));
+    lock(&shared.auth).refresh_tokens.insert(refresh.clone());
+    refresh
+}
+
 /// Whether `token` is a live session.
 pub fn token_valid(shared: &Shared, token: &str) -> bool {
     let now = shared.clock.now_ms();
@@ -148,9 +155,8 @@ pub fn token_endpoint(
             if !(user_ok && pw_ok) {
                 return oauth_error(400, "invalid_grant", "authentication failure");
             }
-            let refresh = format!("5Aep{}", random_text(80));
-            lock(&shared.auth).refresh_tokens.insert(refresh.clone());
-            token_reply(shared, base, Some(refresh))
+            // Salesforce's username-password flow never returns a refresh token.
+            token_reply(shared, base, None)
         }
         Some("refresh_token") => {
             if let Err(e) = check_client(false) {

@@ -271,7 +271,11 @@ pub fn bitmap(positions: &[usize]) -> Vec<String> {
     let hex: String = nibbles
         .iter()
         .rev()
-        .map(|n| char::from_digit(u32::from(*n), 16).unwrap_or('0'))
+        .map(|n| {
+            char::from_digit(u32::from(*n), 16)
+                .unwrap_or('0')
+                .to_ascii_uppercase()
+        })
         .collect();
     vec![format!("0x{}", hex.trim_start_matches('0'))]
 }
@@ -655,6 +659,8 @@ mod tests {
     fn bitmaps_mark_schema_positions() {
         assert_eq!(bitmap(&[2, 5]), vec!["0x24".to_string()]);
         assert_eq!(bitmap(&[]), Vec::<String>::new());
+        // Upper-case hex digits, as Salesforce sends and clients expect.
+        assert_eq!(bitmap(&[1, 2, 3, 4]), vec!["0x1E".to_string()]);
         assert_eq!(bitmap(&[0, 65]), vec!["0x20000000000000001".to_string()]);
     }
 

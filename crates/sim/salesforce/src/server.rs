@@ -250,6 +250,11 @@ impl Handle {
         auth::issue_token(&self.shared)
     }
 
+    /// Issues a refresh token (as an interactive authorization of the connected app would).
+    pub fn issue_refresh_token(&self) -> String {
+        auth::issue_refresh_token(&self.shared)
+    }
+
     /// Org id (18 chars).
     pub fn org_id(&self) -> &str {
         &self.shared.org_id18

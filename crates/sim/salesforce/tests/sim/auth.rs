@@ -151,7 +151,11 @@ async fn oauth_grants_issue_usable_tokens() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let refresh = body["refresh_token"]
+    assert!(
+        body.get("refresh_token").is_none(),
+        "the password flow issues no refresh token"
+    );
+    let refresh = sim.admin(Method::POST, "tokens/refresh", None).await.body["refresh_token"]
         .as_str()
         .expect("refresh token")
         .to_string();
