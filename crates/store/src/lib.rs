@@ -11,6 +11,9 @@
 //! `commit`), never raw transactions, so each backend can batch and lock its own way.
 //! `conformance` (feature `conformance`) holds the backend-independent test cases.
 
+mod codec;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod dead_letters;
 pub mod decision;
 pub mod error;
@@ -18,8 +21,11 @@ pub mod events;
 pub mod inbox;
 pub mod journal;
 pub mod projections;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod tasks;
 
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -191,13 +197,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a record unless one exists with that key: `true` when inserted. Exactly one of
     /// several concurrent inserts of the same key wins (idempotency claims rely on it).
-    async fn kv_insert(&self, namespace: &str, key: &str, value: serde_json::Value, now: OffsetDateTime) -> Result<bool>;
+    async fn kv_insert(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
 
     /// Inserts or replaces a record.
-    async fn kv_put(&self, namespace: &str, key: &str, value: serde_json::Value, now: OffsetDateTime) -> Result<()>;
+    async fn kv_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<()>;
 
     /// Records of a namespace whose key starts with `prefix`, by key, at most `limit`.
-    async fn kv_list(&self, namespace: &str, prefix: &str, limit: usize) -> Result<Vec<(String, serde_json::Value)>>;
+    async fn kv_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
 
     /// Deletes a record; `true` when it existed.
     async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool>;
@@ -210,3 +233,60 @@ pub trait Store: Send + Sync + 'static {
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store at `location` (creating and migrating it as needed):
+///
+/// - a plain path, or `sqlite://PATH` (also `sqlite:PATH`): SQLite; the file and its parent
+///   directories are created;
+/// - `postgres://…` or `postgresql://…`: PostgreSQL. An extra query parameter
+///   `schema=NAME` keeps every table in that schema (created if missing; every pooled
+///   connection sets `search_path` to it), so several hubs, tests or benchmarks can share
+///   one database. `pool_size=N` sets the connection pool size (default
+///   [`postgres::DEFAULT_POOL_SIZE`]).
+///
+/// # Errors
+/// [`Error::Invalid`] for a malformed location or a backend this build lacks; otherwise the
+/// backend's error (cannot connect, cannot migrate).
+pub async fn open(location: &str) -> Result<SharedStore> {
+    let location = location.trim();
+    if location.is_empty() {
+        return Err(Error::Invalid("the store location is empty".into()));
+    }
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let store = postgres::PgStore::connect(location).await?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::Invalid(
+            "this build has no PostgreSQL store (feature `postgres`)".into(),
+        ));
+    }
+    let path = location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"))
+        .unwrap_or(location);
+    if path.is_empty() || path == ":memory:" || path.contains("://") {
+        return Err(Error::Invalid(format!(
+            "{location:?} is not a store location: use a file path, sqlite://PATH or postgres://…"
+        )));
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let store = sqlite::SqliteStore::open(path).await?;
+        Ok(Arc::new(store))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    Err(Error::Invalid(
+        "this build has no SQLite store (feature `sqlite`)".into(),
+    ))
+}
+
+/// A random lower-case hex string (16 digits) for names of scratch files, tables and schemas.
+pub(crate) fn random_suffix() -> String {
+    // RandomState is seeded from the OS once per process and varied per instance.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id().into());
+    format!("{:016x}", hasher.finish())
+}

@@ -1,0 +1,187 @@
+//! Inbox: dedupe by `(source, message_id)`, raw payload kept, task enqueued with it.
+
+use serde_json::json;
+
+use super::fixtures::{T0, at, inbound, lease};
+use crate::{Accepted, Decision, InboundStatus, SharedStore, TaskState};
+
+/// A message is stored once per `(source, message_id)`, raw, with its task; a repeat is a
+/// duplicate that changes nothing.
+pub async fn dedupes_by_source_and_message_id(store: SharedStore) {
+    let first = store
+        .accept_inbound(inbound("salesforce", "m-1", "order:A"))
+        .await
+        .unwrap();
+    let Accepted::New(id) = first else {
+        panic!("first accept must be new, got {first:?}")
+    };
+
+    let record = store.inbound(id).await.unwrap().expect("stored");
+    assert_eq!(record.source, "salesforce");
+    assert_eq!(record.message_id, "m-1");
+    assert_eq!(
+        record.raw, "{\"id\":\"m-1\", \"raw\": true}",
+        "raw payload kept byte for byte"
+    );
+    assert_eq!(record.body, json!({ "message": "m-1" }));
+    assert_eq!(record.status, InboundStatus::Pending);
+    assert_eq!(record.received_at, T0);
+
+    let tasks = store.tasks_for_order("A").await.unwrap();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "the processing task is enqueued with the message"
+    );
+    assert_eq!(tasks[0].payload["inbox_id"], json!(id));
+    assert_eq!(tasks[0].payload["correlation"], json!("salesforce:m-1"));
+    assert_eq!(tasks[0].state, TaskState::Pending);
+
+    let mut again = inbound("salesforce", "m-1", "order:A");
+    again.raw = "different bytes".to_owned();
+    assert_eq!(
+        store.accept_inbound(again).await.unwrap(),
+        Accepted::Duplicate(id)
+    );
+    assert_eq!(store.inbound(id).await.unwrap().unwrap().raw, record.raw);
+    assert_eq!(
+        store.tasks_for_order("A").await.unwrap().len(),
+        1,
+        "no second task"
+    );
+
+    // Same message id from another source is another message.
+    let other = store
+        .accept_inbound(inbound("erp", "m-1", "order:A"))
+        .await
+        .unwrap();
+    assert!(matches!(other, Accepted::New(other_id) if other_id != id));
+    assert_eq!(store.inbound(9_999_999).await.unwrap(), None);
+}
+
+/// 50 concurrent accepts of one message: exactly one is new, one task exists.
+pub async fn dedupes_concurrent_accepts(store: SharedStore) {
+    let mut joins = Vec::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        joins.push(tokio::spawn(async move {
+            store
+                .accept_inbound(inbound("api", "dup-1", "order:C"))
+                .await
+        }));
+    }
+    let mut new = Vec::new();
+    let mut duplicates = Vec::new();
+    for join in joins {
+        match join.await.unwrap().expect("accept") {
+            Accepted::New(id) => new.push(id),
+            Accepted::Duplicate(id) => duplicates.push(id),
+        }
+    }
+    assert_eq!(new.len(), 1, "exactly one accept stores the message");
+    assert_eq!(duplicates.len(), 49);
+    assert!(
+        duplicates.iter().all(|id| *id == new[0]),
+        "duplicates name the stored row"
+    );
+    let tasks = store.tasks_for_order("C").await.unwrap();
+    assert_eq!(tasks.len(), 1, "exactly one processing task");
+    let pending = store
+        .inbound_by_status(InboundStatus::Pending, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+}
+
+/// A decision marks the message; listing by status pages by id.
+pub async fn status_follows_decisions(store: SharedStore) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        match store
+            .accept_inbound(inbound(
+                "salesforce",
+                &format!("s-{n}"),
+                &format!("order:S{n}"),
+            ))
+            .await
+            .unwrap()
+        {
+            Accepted::New(id) => ids.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let leased = lease(&store, "hub", 10, at(1)).await;
+    assert_eq!(leased.len(), 5, "one inbound task per key");
+    let first = leased
+        .iter()
+        .find(|l| l.task.payload["inbox_id"] == json!(ids[0]))
+        .unwrap();
+    store
+        .complete(
+            first,
+            Decision {
+                inbound: Some((ids[0], InboundStatus::Processed, None)),
+                ..Decision::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = leased
+        .iter()
+        .find(|l| l.task.payload["inbox_id"] == json!(ids[1]))
+        .unwrap();
+    store
+        .complete(
+            refused,
+            Decision {
+                inbound: Some((ids[1], InboundStatus::Refused, Some("not the owner".into()))),
+                ..Decision::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.inbound(ids[0]).await.unwrap().unwrap().status,
+        InboundStatus::Processed
+    );
+    let refused = store.inbound(ids[1]).await.unwrap().unwrap();
+    assert_eq!(refused.status, InboundStatus::Refused);
+    assert_eq!(refused.error.as_deref(), Some("not the owner"));
+
+    let pending = store
+        .inbound_by_status(InboundStatus::Pending, 0, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[2..4].to_vec()
+    );
+    let rest = store
+        .inbound_by_status(InboundStatus::Pending, ids[3], 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[4]]);
+
+    // Marking an unknown message fails the whole decision.
+    let leased_rest: Vec<_> = leased
+        .iter()
+        .filter(|l| l.task.payload["inbox_id"] == json!(ids[2]))
+        .collect();
+    let err = store
+        .complete(
+            leased_rest[0],
+            Decision {
+                inbound: Some((9_999_999, InboundStatus::Processed, None)),
+                ..Decision::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::NotFound);
+    assert_eq!(
+        store.tasks_for_order("S2").await.unwrap().len(),
+        1,
+        "task not removed"
+    );
+}

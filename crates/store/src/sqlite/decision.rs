@@ -1,0 +1,370 @@
+//! Decisions, inbound messages, cursors, timeline and audit writes on SQLite (run on the
+//! writer thread, inside a group commit).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::queue::enqueue_all;
+use super::rows::db;
+use super::writer::Ctx;
+use crate::codec::{micros, with_inbox_id};
+use crate::error::{Error, Result};
+use crate::{
+    Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
+    InventoryRow, NewInbound, OrderRow, StreamAppend, SyncMark, TimelineEntry,
+};
+
+/// Applies every write of `decision`; fails as a whole (the caller's savepoint rolls back).
+pub(crate) fn apply(ctx: &Ctx<'_>, decision: &Decision) -> Result<Committed> {
+    let mut committed = Committed::default();
+    if let Some(append) = &decision.append {
+        let (version, seqs) = append_events(ctx, append)?;
+        committed.version = Some(version);
+        committed.event_seqs = seqs;
+    }
+    committed.task_ids = enqueue_all(ctx, &decision.tasks)?;
+    if let Some(order) = &decision.order {
+        upsert_order(ctx, order)?;
+    }
+    for mark in &decision.synced {
+        mark_synced(ctx, mark)?;
+    }
+    for row in &decision.inventory {
+        upsert_inventory(ctx, row)?;
+    }
+    for account in &decision.accounts {
+        upsert_account(ctx, account)?;
+    }
+    for reference in &decision.refs {
+        upsert_ref(ctx, reference)?;
+    }
+    append_timeline(ctx, &decision.timeline)?;
+    for entry in &decision.audit {
+        audit(ctx, entry)?;
+    }
+    if let Some((id, status, error)) = &decision.inbound {
+        mark_inbound(ctx, *id, *status, error.as_deref())?;
+    }
+    if let Some((order_id, kind)) = &decision.auto_resolve {
+        committed.auto_resolved = super::dead::auto_resolve(ctx, order_id, kind)?;
+    }
+    Ok(committed)
+}
+
+fn append_events(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<(i64, Vec<i64>)> {
+    let conn = ctx.conn;
+    let actual: i64 = conn
+        .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
+        .map_err(db)?
+        .query_row([&append.stream], |row| row.get(0))
+        .optional()
+        .map_err(db)?
+        .unwrap_or(0);
+    if actual != append.expected_version {
+        return Err(Error::VersionConflict {
+            stream: append.stream.clone(),
+            expected: append.expected_version,
+            actual,
+        });
+    }
+    let mut seqs = Vec::with_capacity(append.events.len());
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at,
+                                 causation, correlation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(db)?;
+    let mut version = actual;
+    for event in &append.events {
+        version += 1;
+        stmt.execute(params![
+            append.stream,
+            version,
+            event.kind,
+            event.payload.to_string(),
+            micros(event.occurred_at),
+            ctx.now_us,
+            event.causation,
+            event.correlation,
+        ])
+        .map_err(db)?;
+        seqs.push(conn.last_insert_rowid());
+    }
+    if !append.events.is_empty() {
+        conn.prepare_cached(
+            "INSERT INTO streams (stream, version) VALUES (?1, ?2)
+             ON CONFLICT (stream) DO UPDATE SET version = excluded.version",
+        )
+        .map_err(db)?
+        .execute(params![append.stream, version])
+        .map_err(db)?;
+    }
+    Ok((version, seqs))
+}
+
+fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow) -> Result<()> {
+    // A row never goes back to an older version; the Salesforce confirmation columns only
+    // move forward (they are normally set by sync marks).
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
+                                 total, currency, captured_at, booked_at, shipped_at,
+                                 delivered_at, invoiced_at, paid_at, ended_at, updated_at,
+                                 version, body, sf_synced_status, sf_synced_version,
+                                 sf_synced_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21, ?22)
+             ON CONFLICT (order_id) DO UPDATE SET
+                 sf_id = excluded.sf_id, sf_number = excluded.sf_number,
+                 erp_ref = excluded.erp_ref, account = excluded.account,
+                 channel = excluded.channel, status = excluded.status, total = excluded.total,
+                 currency = excluded.currency, captured_at = excluded.captured_at,
+                 booked_at = excluded.booked_at, shipped_at = excluded.shipped_at,
+                 delivered_at = excluded.delivered_at, invoiced_at = excluded.invoiced_at,
+                 paid_at = excluded.paid_at, ended_at = excluded.ended_at,
+                 updated_at = excluded.updated_at, version = excluded.version,
+                 body = excluded.body,
+                 sf_synced_status = CASE WHEN coalesce(excluded.sf_synced_version, -1)
+                                              > coalesce(orders.sf_synced_version, -1)
+                                         THEN excluded.sf_synced_status
+                                         ELSE orders.sf_synced_status END,
+                 sf_synced_at = CASE WHEN coalesce(excluded.sf_synced_version, -1)
+                                          > coalesce(orders.sf_synced_version, -1)
+                                     THEN excluded.sf_synced_at
+                                     ELSE orders.sf_synced_at END,
+                 sf_synced_version = CASE WHEN coalesce(excluded.sf_synced_version, -1)
+                                               > coalesce(orders.sf_synced_version, -1)
+                                          THEN excluded.sf_synced_version
+                                          ELSE orders.sf_synced_version END
+             WHERE excluded.version >= orders.version",
+        )
+        .map_err(db)?
+        .execute(params![
+            o.order_id,
+            o.sf_id,
+            o.sf_number,
+            o.erp_ref,
+            o.account,
+            o.channel,
+            o.status,
+            o.total,
+            o.currency,
+            o.captured_at.map(micros),
+            o.booked_at.map(micros),
+            o.shipped_at.map(micros),
+            o.delivered_at.map(micros),
+            o.invoiced_at.map(micros),
+            o.paid_at.map(micros),
+            o.ended_at.map(micros),
+            micros(o.updated_at),
+            o.version,
+            o.body.to_string(),
+            o.sf_synced_status,
+            o.sf_synced_version,
+            o.sf_synced_at.map(micros),
+        ])
+        .map_err(db)?;
+    Ok(())
+}
+
+fn mark_synced(ctx: &Ctx<'_>, mark: &SyncMark) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE orders SET sf_synced_status = ?2, sf_synced_version = ?3, sf_synced_at = ?4
+             WHERE order_id = ?1 AND (sf_synced_version IS NULL OR sf_synced_version <= ?3)",
+        )
+        .map_err(db)?
+        .execute(params![
+            mark.order_id,
+            mark.status,
+            mark.version,
+            micros(mark.at)
+        ])
+        .map_err(db)?;
+    Ok(())
+}
+
+fn upsert_inventory(ctx: &Ctx<'_>, row: &InventoryRow) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO inventory (sku, location, on_hand, reserved, available, as_of, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (sku, location) DO UPDATE SET
+                 on_hand = excluded.on_hand, reserved = excluded.reserved,
+                 available = excluded.available, as_of = excluded.as_of,
+                 updated_at = excluded.updated_at
+             WHERE excluded.as_of >= inventory.as_of",
+        )
+        .map_err(db)?
+        .execute(params![
+            row.sku,
+            row.location,
+            row.on_hand,
+            row.reserved,
+            row.available,
+            micros(row.as_of),
+            micros(row.updated_at),
+        ])
+        .map_err(db)?;
+    Ok(())
+}
+
+fn upsert_account(ctx: &Ctx<'_>, a: &AccountRow) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO accounts (account_id, sf_id, erp_ref, name, tier, body, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (account_id) DO UPDATE SET
+                 sf_id = excluded.sf_id, erp_ref = excluded.erp_ref, name = excluded.name,
+                 tier = excluded.tier, body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .map_err(db)?
+        .execute(params![
+            a.account_id,
+            a.sf_id,
+            a.erp_ref,
+            a.name,
+            a.tier,
+            a.body.to_string(),
+            micros(a.updated_at),
+        ])
+        .map_err(db)?;
+    Ok(())
+}
+
+fn upsert_ref(ctx: &Ctx<'_>, r: &ExternalRef) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO refs (value, namespace, order_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (value, namespace) DO UPDATE SET order_id = excluded.order_id
+             WHERE refs.order_id <> excluded.order_id",
+        )
+        .map_err(db)?
+        .execute(params![r.value, r.namespace, r.order_id])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Appends timeline entries.
+pub(crate) fn append_timeline(ctx: &Ctx<'_>, entries: &[TimelineEntry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO timeline (order_id, at, kind, summary, detail, system, outcome,
+                                   latency_ms, correlation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(db)?;
+    for e in entries {
+        stmt.execute(params![
+            e.order_id,
+            micros(e.at),
+            e.kind,
+            e.summary,
+            e.detail.to_string(),
+            e.system,
+            e.outcome,
+            e.latency_ms,
+            e.correlation,
+        ])
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Appends an audit record; returns its id.
+pub(crate) fn audit(ctx: &Ctx<'_>, e: &AuditEntry) -> Result<i64> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(db)?
+        .execute(params![
+            micros(e.at),
+            e.actor,
+            e.action,
+            e.target,
+            e.detail.to_string()
+        ])
+        .map_err(db)?;
+    Ok(ctx.conn.last_insert_rowid())
+}
+
+fn mark_inbound(ctx: &Ctx<'_>, id: i64, status: InboundStatus, error: Option<&str>) -> Result<()> {
+    let changed = ctx
+        .conn
+        .prepare_cached("UPDATE inbox SET status = ?2, error = ?3 WHERE id = ?1")
+        .map_err(db)?
+        .execute(params![id, status.as_str(), error])
+        .map_err(db)?;
+    if changed == 0 {
+        return Err(Error::NotFound {
+            what: "inbound message",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Stores an inbound message and its task unless `(source, message_id)` is known.
+pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound) -> Result<Accepted> {
+    let conn = ctx.conn;
+    let inserted: Option<i64> = conn
+        .prepare_cached(
+            "INSERT INTO inbox (source, message_id, kind, key, received_at, raw, body, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')
+             ON CONFLICT (source, message_id) DO NOTHING
+             RETURNING id",
+        )
+        .map_err(db)?
+        .query_row(
+            params![
+                m.source,
+                m.message_id,
+                m.kind,
+                m.key,
+                micros(m.received_at),
+                m.raw,
+                m.body.to_string(),
+            ],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    let Some(id) = inserted else {
+        let existing: i64 = conn
+            .prepare_cached("SELECT id FROM inbox WHERE source = ?1 AND message_id = ?2")
+            .map_err(db)?
+            .query_row(params![m.source, m.message_id], |row| row.get(0))
+            .map_err(db)?;
+        return Ok(Accepted::Duplicate(existing));
+    };
+    if let Some(task) = &m.task {
+        let mut task = task.clone();
+        task.payload = with_inbox_id(&task.payload, id)?;
+        super::queue::enqueue(ctx, &task)?;
+    }
+    Ok(Accepted::New(id))
+}
+
+/// Saves a subscriber position.
+pub(crate) fn save_cursor(
+    ctx: &Ctx<'_>,
+    name: &str,
+    position: &str,
+    now: time::OffsetDateTime,
+) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO cursors (name, position, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position,
+                                              updated_at = excluded.updated_at",
+        )
+        .map_err(db)?
+        .execute(params![name, position, micros(now)])
+        .map_err(db)?;
+    Ok(())
+}

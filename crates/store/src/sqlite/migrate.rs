@@ -1,0 +1,79 @@
+//! Schema migrations: SQL files embedded in the binary, applied in order at open, each in
+//! its own `BEGIN IMMEDIATE` transaction (which also serialises two processes opening the
+//! same file), and recorded in `schema_migrations`.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+/// `(version, name, SQL)`, in order.
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+fn db(e: rusqlite::Error) -> Error {
+    Error::Database(format!("migration: {e}"))
+}
+
+/// Brings the schema up to date.
+///
+/// # Errors
+/// A failing migration (rolled back), or a database migrated by a newer build.
+pub(crate) fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at INTEGER NOT NULL
+         ) STRICT",
+    )
+    .map_err(db)?;
+    let latest_known = MIGRATIONS.last().map_or(0, |m| m.0);
+    for &(version, name, sql) in MIGRATIONS {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        let applied = (|| {
+            let newest: Option<i64> = conn
+                .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                    r.get(0)
+                })
+                .map_err(db)?;
+            if newest.unwrap_or(0) > latest_known {
+                return Err(Error::Invalid(format!(
+                    "the database schema is at version {} but this build knows only up to {latest_known}",
+                    newest.unwrap_or(0)
+                )));
+            }
+            let done = conn
+                .query_row(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                    [version],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(db)?
+                .is_some();
+            if !done {
+                conn.execute_batch(sql).map_err(|e| {
+                    Error::Database(format!("migration {version} ({name}) failed: {e}"))
+                })?;
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at)
+                     VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000000 AS INTEGER))",
+                    params![version, name],
+                )
+                .map_err(db)?;
+            }
+            Ok(())
+        })();
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! SQLite backend: the embedded default.
+//!
+//! - One file in WAL mode with `synchronous=FULL`: a write is on disk when its call returns.
+//! - **One writer thread** owns the only write connection and **group-commits** ([`writer`]):
+//!   every write operation is a closure sent over a bounded channel; the thread runs all the
+//!   queued ones in one transaction, each in its own savepoint, and commits once. Many
+//!   concurrent `complete` calls therefore share one fsync.
+//! - Reads run on a small pool of read-only connections on the blocking thread pool; WAL lets
+//!   them proceed while the writer commits.
+//! - Times are stored as microseconds since the Unix epoch, JSON as TEXT. `recorded_at` and
+//!   `created_at` come from SQLite's clock at commit.
+//!
+//! One process owns a database file (SQLite is the single-node store); several processes
+//! sharing work use [`crate::postgres`].
+
+mod connect;
+mod dead;
+mod decision;
+mod kv;
+mod migrate;
+mod queue;
+mod readers;
+mod reads;
+mod rows;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::{
+    Accepted, AccountRow, AuditEntry, Committed, DeadLetter, DeadLetterFilter, Decision,
+    InboundRecord, InboundStatus, InventoryRow, LaneDepth, Lease, LeaseRequest, NewDeadLetter,
+    NewInbound, NewTask, OrderQuery, OrderRow, Store, StoredAuditEntry, StoredEvent,
+    StoredTimelineEntry, Task, TimelineEntry,
+};
+
+use readers::Readers;
+use writer::Writer;
+
+/// Read-only connections kept by default.
+pub const DEFAULT_READERS: usize = 4;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its parent directories if needed) and migrates the
+    /// database at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be created or opened, WAL cannot be enabled, or a migration fails.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let for_open = path.clone();
+        let conn = tokio::task::spawn_blocking(move || {
+            if let Some(parent) = for_open.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Database(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let conn = connect::writer(&for_open)?;
+            migrate::migrate(&conn)?;
+            Ok::<_, Error>(conn)
+        })
+        .await
+        .map_err(|e| Error::Database(format!("opening SQLite failed: {e}")))??;
+        Ok(Self {
+            writer: Writer::start(conn)?,
+            readers: Readers::new(path.clone(), DEFAULT_READERS),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted> {
+        self.writer
+            .write(move |ctx| decision::accept_inbound(ctx, &message))
+            .await
+    }
+
+    async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>> {
+        self.readers.read(move |c| reads::inbound(c, id)).await
+    }
+
+    async fn inbound_by_status(
+        &self,
+        status: InboundStatus,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<InboundRecord>> {
+        self.readers
+            .read(move |c| reads::inbound_by_status(c, status, after, limit))
+            .await
+    }
+
+    async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>> {
+        let stream = stream.to_owned();
+        self.readers
+            .read(move |c| reads::read_stream(c, &stream))
+            .await
+    }
+
+    async fn read_all(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.readers
+            .read(move |c| reads::read_all(c, after, limit))
+            .await
+    }
+
+    async fn read_since(&self, since: OffsetDateTime, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.readers
+            .read(move |c| reads::read_since(c, since, limit))
+            .await
+    }
+
+    async fn commit(&self, decision: Decision) -> Result<Committed> {
+        if decision.is_empty() {
+            return Ok(Committed::default());
+        }
+        self.writer
+            .write(move |ctx| decision::apply(ctx, &decision))
+            .await
+    }
+
+    async fn enqueue(&self, tasks: Vec<NewTask>) -> Result<Vec<i64>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .write(move |ctx| queue::enqueue_all(ctx, &tasks))
+            .await
+    }
+
+    async fn lease(&self, request: LeaseRequest) -> Result<Vec<Lease>> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .write(move |ctx| queue::lease(ctx, &request))
+            .await
+    }
+
+    async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed> {
+        let lease = lease.clone();
+        self.writer
+            .write(move |ctx| {
+                queue::complete(ctx, &lease)?;
+                decision::apply(ctx, &decision)
+            })
+            .await
+    }
+
+    async fn retry(
+        &self,
+        lease: &Lease,
+        due_at: OffsetDateTime,
+        error: &str,
+        decision: Decision,
+    ) -> Result<()> {
+        let lease = lease.clone();
+        let error = error.to_owned();
+        self.writer
+            .write(move |ctx| {
+                queue::retry(ctx, &lease, due_at, &error)?;
+                decision::apply(ctx, &decision).map(|_| ())
+            })
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        lease: &Lease,
+        entry: NewDeadLetter,
+        decision: Decision,
+    ) -> Result<i64> {
+        let lease = lease.clone();
+        self.writer
+            .write(move |ctx| {
+                let id = queue::dead_letter(ctx, &lease, &entry)?;
+                decision::apply(ctx, &decision)?;
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn release_all(&self, owner: &str) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.writer
+            .write(move |ctx| queue::release_all(ctx, &owner))
+            .await
+    }
+
+    async fn lane_depths(&self, now: OffsetDateTime) -> Result<Vec<LaneDepth>> {
+        self.readers.read(move |c| reads::lane_depths(c, now)).await
+    }
+
+    async fn tasks_for_order(&self, order_id: &str) -> Result<Vec<Task>> {
+        let order_id = order_id.to_owned();
+        self.readers
+            .read(move |c| reads::tasks_for_order(c, &order_id))
+            .await
+    }
+
+    async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>> {
+        self.readers
+            .read(move |c| reads::dead_letters(c, &filter))
+            .await
+    }
+
+    async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>> {
+        self.readers
+            .read(move |c| reads::dead_letter_by_id(c, id))
+            .await
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        id: i64,
+        payload: Option<serde_json::Value>,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        let by = by.to_owned();
+        self.writer
+            .write(move |ctx| dead::retry(ctx, id, payload.as_ref(), &by, now))
+            .await
+    }
+
+    async fn resolve_dead_letter(
+        &self,
+        id: i64,
+        reason: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let reason = reason.to_owned();
+        let by = by.to_owned();
+        self.writer
+            .write(move |ctx| dead::resolve(ctx, id, &reason, &by, now))
+            .await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>> {
+        let name = name.to_owned();
+        self.readers.read(move |c| reads::cursor(c, &name)).await
+    }
+
+    async fn save_cursor(&self, name: &str, position: &str, now: OffsetDateTime) -> Result<()> {
+        let name = name.to_owned();
+        let position = position.to_owned();
+        self.writer
+            .write(move |ctx| decision::save_cursor(ctx, &name, &position, now))
+            .await
+    }
+
+    async fn cursors(&self) -> Result<Vec<(String, String, OffsetDateTime)>> {
+        self.readers.read(reads::cursors).await
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<OrderRow>> {
+        let order_id = order_id.to_owned();
+        self.readers.read(move |c| reads::order(c, &order_id)).await
+    }
+
+    async fn orders(&self, query: OrderQuery) -> Result<Vec<OrderRow>> {
+        self.readers.read(move |c| reads::orders(c, &query)).await
+    }
+
+    async fn order_counts(&self) -> Result<Vec<(String, u64)>> {
+        self.readers.read(reads::order_counts).await
+    }
+
+    async fn resolve(&self, any_id: &str) -> Result<Option<String>> {
+        let any_id = any_id.to_owned();
+        self.readers.read(move |c| reads::resolve(c, &any_id)).await
+    }
+
+    async fn inventory(&self, skus: &[String]) -> Result<Vec<InventoryRow>> {
+        let skus = skus.to_vec();
+        self.readers.read(move |c| reads::inventory(c, &skus)).await
+    }
+
+    async fn account(&self, account_id: &str) -> Result<Option<AccountRow>> {
+        let account_id = account_id.to_owned();
+        self.readers
+            .read(move |c| reads::account(c, &account_id))
+            .await
+    }
+
+    async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |ctx| decision::append_timeline(ctx, &entries))
+            .await
+    }
+
+    async fn timeline(&self, order_id: &str) -> Result<Vec<StoredTimelineEntry>> {
+        let order_id = order_id.to_owned();
+        self.readers
+            .read(move |c| reads::timeline(c, &order_id))
+            .await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<i64> {
+        self.writer
+            .write(move |ctx| decision::audit(ctx, &entry))
+            .await
+    }
+
+    async fn audit_log(&self, after: i64, limit: usize) -> Result<Vec<StoredAuditEntry>> {
+        self.readers
+            .read(move |c| reads::audit_log(c, after, limit))
+            .await
+    }
+
+    async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<serde_json::Value>> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.readers
+            .read(move |c| kv::get_value(c, &namespace, &key))
+            .await
+    }
+
+    async fn kv_insert(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.writer
+            .write(move |ctx| kv::insert(ctx, &namespace, &key, &value, now))
+            .await
+    }
+
+    async fn kv_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.writer
+            .write(move |ctx| kv::put(ctx, &namespace, &key, &value, now))
+            .await
+    }
+
+    async fn kv_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        let (namespace, prefix) = (namespace.to_owned(), prefix.to_owned());
+        self.readers
+            .read(move |c| kv::list(c, &namespace, &prefix, limit))
+            .await
+    }
+
+    async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.writer
+            .write(move |ctx| kv::delete(ctx, &namespace, &key))
+            .await
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close();
+    }
+}
+
+/// Baseline for the benchmark: in a fresh SQLite file in `dir` (WAL, `synchronous=FULL`),
+/// `n` single-row INSERTs, each in its own transaction, one after the other. Returns
+/// commits per second. The file is removed afterwards.
+///
+/// Blocking: call it from a blocking context (e.g. `spawn_blocking`).
+///
+/// # Errors
+/// The file cannot be created or written.
+pub fn baseline_commit_rate(dir: &Path, n: usize) -> Result<f64> {
+    let name = format!("crossdock-baseline-{}.db", crate::random_suffix());
+    let path = dir.join(name);
+    let result = (|| {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Database(format!("cannot create {}: {e}", dir.display())))?;
+        let conn = connect::writer(&path)?;
+        conn.execute_batch("CREATE TABLE baseline (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            .map_err(rows::db)?;
+        let mut insert = conn
+            .prepare("INSERT INTO baseline (body) VALUES (?1)")
+            .map_err(rows::db)?;
+        let started = Instant::now();
+        for i in 0..n {
+            insert.execute([format!("row {i}")]).map_err(rows::db)?;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok(if elapsed > 0.0 {
+            n as f64 / elapsed
+        } else {
+            0.0
+        })
+    })();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    result
+}

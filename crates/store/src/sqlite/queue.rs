@@ -1,0 +1,292 @@
+//! Task queue writes on SQLite (run on the writer thread, inside a group commit).
+//!
+//! Each task row carries `head` (it is the oldest task of its key) and `ready_at` (when the
+//! head can be leased: `due_at` if pending, the lease expiry if leased, NULL if dead). Leasing
+//! is then one range scan of the partial index `tasks_ready (lane, ready_at) WHERE head = 1`,
+//! whatever the number of blocked tasks behind the heads.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::rows::{self, TASK_COLUMNS, db, first, get};
+use super::writer::Ctx;
+use crate::codec::{expiry, micros};
+use crate::error::{Error, Result};
+use crate::{Lease, LeaseRequest, NewDeadLetter, NewTask};
+
+/// Enqueues one task unless a pending, not leased task of its lane has the same `dedupe`.
+/// Returns its id, or `None` when it collapsed into the pending one.
+pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask) -> Result<Option<i64>> {
+    let conn = ctx.conn;
+    if let Some(dedupe) = &task.dedupe {
+        let twin = conn
+            .prepare_cached(
+                "SELECT 1 FROM tasks WHERE lane = ?1 AND dedupe = ?2 AND state = 'pending' LIMIT 1",
+            )
+            .map_err(db)?
+            .exists(params![task.lane, dedupe])
+            .map_err(db)?;
+        if twin {
+            return Ok(None);
+        }
+    }
+    // A new task has the highest id: it is the head only when its key has no other task.
+    let busy_key = conn
+        .prepare_cached("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
+        .map_err(db)?
+        .exists([&task.key])
+        .map_err(db)?;
+    let due = micros(task.due_at);
+    conn.prepare_cached(
+        "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
+                            blocking, order_id, created_at, state, head, ready_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, 'pending', ?11, ?7)",
+    )
+    .map_err(db)?
+    .execute(params![
+        task.lane,
+        task.kind,
+        task.key,
+        task.dedupe,
+        task.idempotency_key,
+        task.payload.to_string(),
+        due,
+        task.blocking,
+        task.order_id,
+        ctx.now_us,
+        !busy_key,
+    ])
+    .map_err(db)?;
+    Ok(Some(conn.last_insert_rowid()))
+}
+
+/// Enqueues tasks in order; returns the ids of those enqueued.
+pub(crate) fn enqueue_all(ctx: &Ctx<'_>, tasks: &[NewTask]) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Some(id) = enqueue(ctx, task)? {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Makes the oldest task of `key` its head (after the head left the queue).
+fn promote_next(ctx: &Ctx<'_>, key: &str) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE tasks SET head = 1
+             WHERE id = (SELECT min(id) FROM tasks WHERE key = ?1) AND head = 0",
+        )
+        .map_err(db)?
+        .execute([key])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Recomputes the head of `key` from scratch (after a task came back with an old id).
+pub(crate) fn fix_head(ctx: &Ctx<'_>, key: &str) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE tasks SET head = (id = (SELECT min(id) FROM tasks WHERE key = ?1))
+             WHERE key = ?1 AND head <> (id = (SELECT min(id) FROM tasks WHERE key = ?1))",
+        )
+        .map_err(db)?
+        .execute([key])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Deletes a task and hands its key's head to the next task.
+pub(crate) fn remove(ctx: &Ctx<'_>, id: i64) -> Result<()> {
+    let removed: Option<(String, bool)> = ctx
+        .conn
+        .prepare_cached("DELETE FROM tasks WHERE id = ?1 RETURNING key, head")
+        .map_err(db)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(db)?;
+    if let Some((key, true)) = removed {
+        promote_next(ctx, &key)?;
+    }
+    Ok(())
+}
+
+/// Leases up to `limit` ready heads of a lane, oldest `ready_at` first.
+pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<Lease>> {
+    if request.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let conn = ctx.conn;
+    let now = micros(request.now);
+    let expires_at = expiry(request.now, request.lease_for)?;
+    let expires = micros(expires_at);
+    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = rows::all(
+        &mut *conn
+            .prepare_cached(
+                "SELECT t.id FROM tasks AS t
+                 WHERE t.lane = ?1 AND t.head = 1 AND t.ready_at <= ?2
+                   AND NOT EXISTS (SELECT 1 FROM tasks AS o
+                                   WHERE o.key = t.key AND o.id <> t.id
+                                     AND o.state = 'leased' AND o.ready_at > ?2)
+                 ORDER BY t.ready_at, t.id
+                 LIMIT ?3",
+            )
+            .map_err(db)?,
+        params![request.lane, now, limit],
+        |row| get(row, 0),
+    )?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let last_token: i64 = conn
+        .prepare_cached(
+            "UPDATE counters SET value = value + ?1 WHERE name = 'lease_token' RETURNING value",
+        )
+        .map_err(db)?
+        .query_row([count], |row| row.get(0))
+        .map_err(db)?;
+    let mut token = last_token - count;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_token = ?2,
+                    lease_owner = ?3, lease_expires_at = ?4, ready_at = ?4
+             WHERE id = ?1
+             RETURNING {TASK_COLUMNS}"
+        ))
+        .map_err(db)?;
+    let mut leases = Vec::with_capacity(ids.len());
+    for id in ids {
+        token += 1;
+        let task = first(
+            &mut stmt,
+            params![id, token, request.owner, expires],
+            rows::task,
+        )?
+        .ok_or_else(|| Error::Database(format!("task {id} vanished while leasing")))?;
+        leases.push(Lease {
+            task,
+            token,
+            owner: request.owner.clone(),
+            expires_at,
+        });
+    }
+    Ok(leases)
+}
+
+/// Checks that `lease` still holds its task; returns the task's key.
+fn held(ctx: &Ctx<'_>, lease: &Lease) -> Result<(String, bool)> {
+    ctx.conn
+        .prepare_cached(
+            "SELECT key, blocking FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
+        )
+        .map_err(db)?
+        .query_row(params![lease.task.id, lease.token], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map_err(db)?
+        .ok_or(Error::LeaseLost { task: lease.task.id })
+}
+
+/// Removes a leased task (the decision is applied by the caller in the same savepoint).
+pub(crate) fn complete(ctx: &Ctx<'_>, lease: &Lease) -> Result<()> {
+    let removed: Option<(String, bool)> = ctx
+        .conn
+        .prepare_cached(
+            "DELETE FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2
+             RETURNING key, head",
+        )
+        .map_err(db)?
+        .query_row(params![lease.task.id, lease.token], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map_err(db)?;
+    match removed {
+        None => Err(Error::LeaseLost {
+            task: lease.task.id,
+        }),
+        Some((key, true)) => promote_next(ctx, &key),
+        Some((_, false)) => Ok(()),
+    }
+}
+
+/// Puts a leased task back, due at `due_at`, with the error.
+pub(crate) fn retry(
+    ctx: &Ctx<'_>,
+    lease: &Lease,
+    due_at: time::OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    let due = micros(due_at);
+    let changed = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE tasks SET state = 'pending', due_at = ?3, ready_at = ?3, last_error = ?4,
+                    lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
+        )
+        .map_err(db)?
+        .execute(params![lease.task.id, lease.token, due, error])
+        .map_err(db)?;
+    if changed == 0 {
+        return Err(Error::LeaseLost {
+            task: lease.task.id,
+        });
+    }
+    Ok(())
+}
+
+/// Moves a leased task to the dead letters; a blocking one stays in the queue as `dead`.
+pub(crate) fn dead_letter(ctx: &Ctx<'_>, lease: &Lease, entry: &NewDeadLetter) -> Result<i64> {
+    let conn = ctx.conn;
+    let (_, blocking) = held(ctx, lease)?;
+    conn.prepare_cached(
+        "INSERT INTO dead_letters (task_id, lane, kind, key, dedupe, idempotency_key, payload,
+                                   due_at, attempts, blocking, order_id, task_created_at,
+                                   last_error, class, error, reason, created_at, status)
+         SELECT id, lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
+                blocking, order_id, created_at, ?2, ?3, ?2, ?4, ?5, 'open'
+         FROM tasks WHERE id = ?1",
+    )
+    .map_err(db)?
+    .execute(params![
+        lease.task.id,
+        entry.error,
+        entry.class,
+        entry.reason,
+        ctx.now_us
+    ])
+    .map_err(db)?;
+    let id = conn.last_insert_rowid();
+    if blocking {
+        conn.prepare_cached(
+            "UPDATE tasks SET state = 'dead', ready_at = NULL, last_error = ?2,
+                    lease_owner = NULL, lease_expires_at = NULL, dead_letter_id = ?3
+             WHERE id = ?1",
+        )
+        .map_err(db)?
+        .execute(params![lease.task.id, entry.error, id])
+        .map_err(db)?;
+    } else {
+        remove(ctx, lease.task.id)?;
+    }
+    Ok(id)
+}
+
+/// Releases the leases of `owner` without counting the attempt.
+pub(crate) fn release_all(ctx: &Ctx<'_>, owner: &str) -> Result<u64> {
+    let changed = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE tasks SET state = 'pending', ready_at = due_at,
+                    attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL
+             WHERE state = 'leased' AND lease_owner = ?1",
+        )
+        .map_err(db)?
+        .execute([owner])
+        .map_err(db)?;
+    Ok(changed as u64)
+}

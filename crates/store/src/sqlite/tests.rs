@@ -1,0 +1,228 @@
+//! SQLite-specific checks: file creation, durability settings, migrations, reopening, and
+//! that the hot queries use their indexes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::{SqliteStore, connect, migrate};
+use crate::conformance::fixtures::{T0, lease_request, order, task};
+use crate::{Decision, Error, OrderQuery, Store};
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("crossdock-sqlite-{}", crate::random_suffix())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows.join("\n")
+}
+
+#[tokio::test]
+async fn open_creates_the_file_and_its_parents_in_wal_mode() {
+    let scratch = Scratch::new();
+    let path = scratch.0.join("a").join("b").join("hub.db");
+    let store = crate::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    store.close().await;
+    assert!(path.exists());
+    let conn = Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        versions,
+        migrate::MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>()
+    );
+    // The write connection commits durably.
+    let writer = connect::writer(&path).unwrap();
+    let synchronous: i64 = writer
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "synchronous=FULL");
+}
+
+#[tokio::test]
+async fn data_and_lease_tokens_survive_reopening() {
+    let scratch = Scratch::new();
+    let path = scratch.0.join("hub.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .commit(Decision {
+            order: Some(order("R1", "Booked", 1, T0)),
+            tasks: vec![task("erp", "erp:R1", "book"), task("erp", "erp:R2", "book")],
+            ..Decision::default()
+        })
+        .await
+        .unwrap();
+    let first = store.lease(lease_request("erp", "w", 1, T0)).await.unwrap();
+    store.close().await;
+    assert!(matches!(store.order("R1").await, Err(Error::Closed)));
+    assert!(matches!(
+        store.enqueue(vec![task("erp", "k", "x")]).await,
+        Err(Error::Closed)
+    ));
+
+    let reopened = crate::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(
+        reopened.order("R1").await.unwrap().unwrap().status,
+        "Booked"
+    );
+    let second = reopened
+        .lease(lease_request("erp", "w", 1, T0))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert!(second[0].token > first[0].token, "tokens never repeat");
+    // The lease taken before the restart is still held (not expired, not taken over).
+    reopened
+        .complete(&first[0], Decision::default())
+        .await
+        .unwrap();
+    reopened.close().await;
+}
+
+#[tokio::test]
+async fn bad_locations_and_newer_schemas_are_refused() {
+    for location in ["", "  ", ":memory:", "sqlite://", "mysql://localhost/db"] {
+        let err = crate::open(location).await.err().expect(location);
+        assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{location}: {err}");
+    }
+    let scratch = Scratch::new();
+    let path = scratch.0.join("hub.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)",
+            [],
+        )
+        .unwrap();
+    let err = SqliteStore::open(&path).await.err().expect("refused");
+    assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{err}");
+}
+
+#[test]
+fn hot_queries_use_their_indexes() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let conn = connect::writer(&scratch.0.join("plan.db")).unwrap();
+    migrate::migrate(&conn).unwrap();
+    let lease = plan(
+        &conn,
+        "SELECT t.id FROM tasks AS t
+         WHERE t.lane = 'erp' AND t.head = 1 AND t.ready_at <= 5
+           AND NOT EXISTS (SELECT 1 FROM tasks AS o WHERE o.key = t.key AND o.id <> t.id
+                             AND o.state = 'leased' AND o.ready_at > 5)
+         ORDER BY t.ready_at, t.id LIMIT 10",
+    );
+    assert!(lease.contains("USING INDEX tasks_ready"), "{lease}");
+    assert!(lease.contains("tasks_leased_by_key"), "{lease}");
+    assert!(!lease.contains("TEMP B-TREE"), "no sort: {lease}");
+    let behind = plan(
+        &conn,
+        "SELECT order_id FROM orders
+         WHERE (sf_synced_version IS NULL OR sf_synced_version < version) ORDER BY order_id LIMIT 5",
+    );
+    assert!(behind.contains("orders_sf_behind"), "{behind}");
+    let by_status = plan(
+        &conn,
+        "SELECT order_id FROM orders WHERE status IN ('Booked') AND updated_at < 5 ORDER BY order_id",
+    );
+    assert!(by_status.contains("orders_by_status"), "{by_status}");
+    let auto_resolve = plan(
+        &conn,
+        "UPDATE dead_letters SET status = 'auto_resolved'
+         WHERE order_id = 'O' AND kind = 'book' AND status = 'open'",
+    );
+    assert!(
+        auto_resolve.contains("dead_letters_by_order"),
+        "{auto_resolve}"
+    );
+}
+
+/// 100,000 queued tasks (1,000 keys × 100) and 100,000 orders: leasing stays a short range
+/// scan over the heads. Prints the time of one lease of 256; the plan test asserts the shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_stays_fast_with_100k_tasks_and_orders() {
+    let scratch = Scratch::new();
+    let path: &Path = &scratch.0.join("big.db");
+    let store = Arc::new(SqliteStore::open(path).await.unwrap());
+    let started = Instant::now();
+    for round in 0..100 {
+        let tasks = (0..1000)
+            .map(|k| task("erp", &format!("erp:K{k}"), &format!("step-{round}")))
+            .collect();
+        store.enqueue(tasks).await.unwrap();
+        // Concurrent commits: the writer group-commits them.
+        let mut commits = tokio::task::JoinSet::new();
+        for n in 0..1000 {
+            let store = Arc::clone(&store);
+            let row = order(&format!("O{round:03}-{n:04}"), "Booked", 1, T0);
+            commits.spawn(async move {
+                store
+                    .commit(Decision {
+                        order: Some(row),
+                        ..Decision::default()
+                    })
+                    .await
+            });
+        }
+        while let Some(done) = commits.join_next().await {
+            done.unwrap().unwrap();
+        }
+    }
+    let filled = started.elapsed();
+    let started = Instant::now();
+    let leases = store
+        .lease(lease_request("erp", "w", 256, T0))
+        .await
+        .unwrap();
+    let lease_time = started.elapsed();
+    assert_eq!(leases.len(), 256);
+    assert!(leases.iter().all(|l| l.task.kind == "step-0"), "heads only");
+    let started = Instant::now();
+    let behind = store
+        .orders(OrderQuery {
+            statuses: vec!["Booked".into()],
+            sf_behind: true,
+            limit: Some(100),
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    let query_time = started.elapsed();
+    assert_eq!(behind.len(), 100);
+    println!(
+        "100k tasks + 100k orders written in {filled:?}; lease of 256 took {lease_time:?}; \
+         100 orders behind Salesforce listed in {query_time:?}"
+    );
+    store.close().await;
+}
