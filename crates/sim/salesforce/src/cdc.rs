@@ -342,10 +342,15 @@ fn put_header(out: &mut Vec<u8>, h: &Header<'_>) {
     avro::put_string_array(out, &h.changed);
 }
 
+/// A schema id and the schema position of each object field (`None`: not in the schema).
+pub type SchemaPositions = (String, Vec<Option<usize>>);
+
 /// The retained events, schemas and replay-id sequence.
 pub struct EventLog {
     events: VecDeque<StoredEvent>,
     schemas: HashMap<String, String>,
+    /// Change-event schema per (object, field count): building and hashing it per write is costly.
+    change_schemas: HashMap<(String, usize), SchemaPositions>,
     latest: u64,
     trimmed_upto: u64,
     retention_ms: i64,
@@ -363,6 +368,7 @@ impl EventLog {
         EventLog {
             events: VecDeque::new(),
             schemas: HashMap::new(),
+            change_schemas: HashMap::new(),
             latest,
             trimmed_upto: latest - 1,
             retention_ms,
@@ -390,6 +396,19 @@ impl EventLog {
     /// Whether a client may resume after `replay_id`.
     pub fn replay_valid(&self, replay_id: u64) -> bool {
         replay_id > self.trimmed_upto && replay_id <= self.latest
+    }
+
+    /// The change-event schema id of an object and the schema position of each field (cached).
+    pub fn change_schema_of(&mut self, def: &ObjectDef) -> SchemaPositions {
+        let key = (def.name.clone(), def.fields.len());
+        if let Some(hit) = self.change_schemas.get(&key) {
+            return hit.clone();
+        }
+        let (schema, positions) = change_schema(def);
+        let id = self.register_schema(schema);
+        self.change_schemas
+            .insert(key, (id.clone(), positions.clone()));
+        (id, positions)
     }
 
     /// Registers a schema, returning its id.
@@ -502,8 +521,7 @@ impl EventLog {
         let commit_number = self.commit_number;
         for (seq, ch) in changes.into_iter().enumerate() {
             let def = &meta.objects[ch.object];
-            let (schema, positions) = change_schema(def);
-            let sid = self.register_schema(schema);
+            let (sid, positions) = self.change_schema_of(def);
             let pos = |fields: &[usize]| -> Vec<usize> {
                 fields.iter().filter_map(|&i| positions[i]).collect()
             };

@@ -129,3 +129,62 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_become_the_simulator_configuration() {
+        let cmd = Cmd::try_parse_from([
+            "sim",
+            "--port",
+            "8443",
+            "--seed",
+            "9",
+            "--daily-limit",
+            "50",
+            "--retention-hours",
+            "1",
+            "--lock-row-rate",
+            "0.25",
+            "--throttle-rate",
+            "0.1",
+            "--retry-after-secs",
+            "3",
+            "--latency-ms",
+            "20",
+        ]);
+        let config = cmd.map_err(|e| e.to_string()).and_then(|c| c.args.config());
+        let config = config.as_ref();
+        assert_eq!(
+            config
+                .map(|c| (c.port, c.seed, c.daily_api_limit, c.retention_secs))
+                .ok(),
+            Some((8443, 9, 50, 3600))
+        );
+        assert_eq!(
+            config
+                .map(|c| (
+                    c.faults.lock_row_rate,
+                    c.faults.throttle_rate,
+                    c.faults.retry_after_secs,
+                    c.faults.latency_ms
+                ))
+                .ok(),
+            Some((0.25, 0.1, 3, 20))
+        );
+        let missing_key = Cmd::try_parse_from(["sim", "--jwt-key", "/nonexistent/key.pem"])
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.args.config());
+        assert!(missing_key.is_err_and(|e| e.contains("/nonexistent/key.pem")));
+    }
+}

@@ -6,6 +6,7 @@ mod collections;
 mod faults;
 mod fuzz;
 mod orders;
+mod perf;
 mod pubsub;
 mod query;
 mod real_clients;

@@ -605,3 +605,167 @@ async fn platform_events_publish_and_gap_and_schema_changes_reach_subscribers() 
     assert_eq!(decoded[2].1["Gift_Message__c"], json!("Happy birthday"));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn streams_enforce_their_topic_publish_streams_answer_and_retention_expires_ids() {
+    let sim = Sim::with(Config {
+        http_port: Some(0),
+        token_ttl_secs: 30 * 24 * 3600,
+        ..Config::default()
+    })
+    .await;
+    let plain = sim
+        .handle
+        .http_url()
+        .expect("plain HTTP listener")
+        .to_string();
+    let over_http = sim
+        .send(
+            sim.http
+                .get(format!("{plain}/services/data/v60.0/limits"))
+                .bearer_auth(&sim.token),
+        )
+        .await;
+    assert_eq!(over_http.status, 200, "plain HTTP serves the same API");
+
+    let mut c = client(&sim).await;
+    let order = order_fixture(&sim).await;
+    let mut sub = subscribe(
+        &sim,
+        &mut c,
+        FetchRequest {
+            topic_name: "/data/OrderChangeEvent".into(),
+            replay_preset: 1,
+            num_requested: 1,
+            ..FetchRequest::default()
+        },
+    )
+    .await
+    .expect("subscribes");
+    let first = next(&mut sub).await.expect("the create event");
+    let stored = first.events[0].replay_id.clone();
+    sub.tx
+        .send(FetchRequest {
+            topic_name: "/data/AccountChangeEvent".into(),
+            num_requested: 1,
+            ..FetchRequest::default()
+        })
+        .await
+        .expect("send");
+    let err = next(&mut sub)
+        .await
+        .expect_err("a stream cannot change topic");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    sim.delete(&format!("sobjects/Order/{order}")).await;
+    let undeleted = sim
+        .admin(Method::POST, &format!("records/{order}/undelete"), None)
+        .await;
+    assert_eq!(undeleted.status, 200, "{}", undeleted.text);
+    assert_eq!(
+        sim.get(&format!("sobjects/Order/{order}")).await.status,
+        200
+    );
+    let mut all = subscribe(
+        &sim,
+        &mut c,
+        FetchRequest {
+            topic_name: "/data/OrderChangeEvent".into(),
+            replay_preset: 1,
+            num_requested: 3,
+            ..FetchRequest::default()
+        },
+    )
+    .await
+    .expect("subscribes");
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        events.extend(next(&mut all).await.expect("events").events);
+    }
+    let mut kinds = Vec::new();
+    for e in &events {
+        kinds.push(
+            decode_event(&sim, &mut c, e.event.as_ref().expect("event"))
+                .await
+                .1["ChangeEventHeader"]["changeType"]
+                .clone(),
+        );
+    }
+    assert_eq!(kinds, [json!("CREATE"), json!("DELETE"), json!("UNDELETE")]);
+
+    let (tx, rx) = mpsc::channel(4);
+    let topic = c
+        .get_topic(authed(
+            &sim,
+            TopicRequest {
+                topic_name: "/event/Order_Shipped__e".into(),
+            },
+        ))
+        .await
+        .expect("topic")
+        .into_inner();
+    let mut responses = c
+        .publish_stream(authed(&sim, ReceiverStream::new(rx)))
+        .await
+        .expect("stream")
+        .into_inner();
+    for n in 0..2 {
+        let mut payload = Vec::new();
+        crossdock_sim_salesforce::avro::put_long(&mut payload, 1_790_000_000_000);
+        crossdock_sim_salesforce::avro::put_string(&mut payload, sim.handle.user_id());
+        for _ in 0..4 {
+            crossdock_sim_salesforce::avro::put_long(&mut payload, 0);
+        }
+        let event = ProducerEvent {
+            id: format!("stream-{n}"),
+            schema_id: topic.schema_id.clone(),
+            payload,
+            headers: Vec::new(),
+        };
+        tx.send(PublishRequest {
+            topic_name: "/event/Order_Shipped__e".into(),
+            events: vec![event],
+            auth_refresh: String::new(),
+        })
+        .await
+        .expect("send");
+        let resp = tokio::time::timeout(Duration::from_secs(10), responses.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok");
+        assert_eq!(resp.results[0].correlation_key, format!("stream-{n}"));
+        assert_eq!(resp.results[0].replay_id.len(), 8);
+    }
+
+    sim.admin(
+        Method::POST,
+        "clock/advance",
+        Some(json!({"secs": 73 * 3600})),
+    )
+    .await;
+    let expired = subscribe(
+        &sim,
+        &mut c,
+        FetchRequest {
+            topic_name: "/data/OrderChangeEvent".into(),
+            replay_preset: 2,
+            replay_id: stored,
+            num_requested: 1,
+            ..FetchRequest::default()
+        },
+    )
+    .await;
+    let err = match expired {
+        Ok(mut s) => next(&mut s)
+            .await
+            .expect_err("outside the retention window"),
+        Err(e) => e,
+    };
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        sim.handle.state().events().is_empty(),
+        "72 h retention dropped every event"
+    );
+    sim.shutdown().await;
+}
