@@ -20,7 +20,7 @@ impl Clock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        wall + self.offset_ms.load(Ordering::Relaxed)
+        wall.saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Moves the clock forward by `ms` milliseconds.

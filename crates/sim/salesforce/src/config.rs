@@ -65,6 +65,11 @@ impl Faults {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
             }
         }
+        if self.latency_ms.saturating_add(self.latency_jitter_ms) > 600_000 {
+            return Err(
+                "latency_ms + latency_jitter_ms must not exceed 600000 (10 minutes)".into(),
+            );
+        }
         Ok(())
     }
 }

@@ -220,7 +220,7 @@ async fn data(app: &App, method: &str, pq: &str, headers: &HeaderMap, body: Vec<
     let (fault, latency_ms) = {
         let mut f = lock(&shared.faults);
         let knobs = f.faults.clone();
-        let jitter = f.below(knobs.latency_jitter_ms + 1);
+        let jitter = f.below(knobs.latency_jitter_ms.saturating_add(1));
         let fault = if f.roll(knobs.throttle_rate) {
             Some(
                 Reply::error(
@@ -253,7 +253,7 @@ async fn data(app: &App, method: &str, pq: &str, headers: &HeaderMap, body: Vec<
         } else {
             None
         };
-        (fault, knobs.latency_ms + jitter)
+        (fault, knobs.latency_ms.saturating_add(jitter))
     };
     if latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;

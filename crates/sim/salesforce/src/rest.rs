@@ -662,12 +662,8 @@ fn render_results(
         .into_iter()
         .map(|r| match r {
             Ok((id, created)) => record_result(Some(id), None, created.filter(|_| with_created)),
-            Err(e) => {
-                let id = (e.code == "ALL_OR_NONE_OPERATION_ROLLED_BACK")
-                    .then_some(())
-                    .and(None);
-                record_result(id, Some(&e), None)
-            }
+            // Failed (and rolled-back) records carry `id: null`.
+            Err(e) => record_result(None, Some(&e), None),
         })
         .collect();
     Reply::json(200, &Json::Array(out))

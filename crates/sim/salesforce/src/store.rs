@@ -718,8 +718,8 @@ impl<'a> Txn<'a> {
     /// Upserts by external id: `(id, created)`.
     ///
     /// # Errors
-    /// `NOT_FOUND` for an unknown external-id field, [`UpsertError::Multiple`] handled by the
-    /// caller through [`Txn::match_external`], or a validation failure.
+    /// `MULTIPLE_RECORDS` (its `fields` list the matching ids) when several records match,
+    /// `INVALID_FIELD` when the body sets the key to another value, or a validation failure.
     pub fn upsert(
         &mut self,
         obj: usize,
@@ -1027,7 +1027,10 @@ impl<'a> Txn<'a> {
                     let n = self.next_autonumber(obj);
                     self.set(obj, rec, "OrderItemNumber", Value::Text(format!("{n:010}")));
                 }
-                let total = self.num(obj, rec, "Quantity") * self.num(obj, rec, "UnitPrice");
+                let total = self
+                    .num(obj, rec, "Quantity")
+                    .checked_mul(self.num(obj, rec, "UnitPrice"))
+                    .ok_or_else(out_of_range)?;
                 self.set(obj, rec, "TotalPrice", Value::Number(total.normalize()));
             }
             "PricebookEntry" if old.is_none() => {
@@ -1159,7 +1162,7 @@ impl<'a> Txn<'a> {
         let after = new
             .map(|n| self.num(obj, n, "TotalPrice"))
             .unwrap_or(Decimal::ZERO);
-        let delta = after - before;
+        let delta = after.checked_sub(before).ok_or_else(out_of_range)?;
         if delta == Decimal::ZERO {
             return Ok(());
         }
@@ -1178,7 +1181,10 @@ impl<'a> Txn<'a> {
             return Ok(());
         };
         let mut rec = order.clone();
-        let total = self.num(order_obj, &order, "TotalAmount") + delta;
+        let total = self
+            .num(order_obj, &order, "TotalAmount")
+            .checked_add(delta)
+            .ok_or_else(out_of_range)?;
         self.set(
             order_obj,
             &mut rec,
@@ -1232,6 +1238,14 @@ impl<'a> Txn<'a> {
             values,
         });
     }
+}
+
+fn out_of_range() -> DmlError {
+    DmlError::new(
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        "Total Price: value outside of valid range on numeric field",
+    )
+    .with_fields(vec!["TotalPrice".into()])
 }
 
 fn not_found() -> DmlError {

@@ -232,7 +232,8 @@ pub fn parse_date(s: &str) -> Option<Date> {
 
 /// Parses an ISO-8601 datetime: `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM|±HHMM]` (no zone = UTC).
 pub fn parse_datetime(s: &str) -> Option<i64> {
-    if s.len() < 19 || !s.is_char_boundary(10) || !s.is_char_boundary(19) {
+    // Byte slicing below relies on ASCII input.
+    if !s.is_ascii() || s.len() < 19 || !s.is_char_boundary(10) || !s.is_char_boundary(19) {
         return None;
     }
     let date = parse_date(&s[..10])?;
@@ -296,6 +297,8 @@ mod tests {
         assert_eq!(parse_datetime("2026-11-26T23:33:00+01:00"), Some(ms));
         assert_eq!(parse_datetime("2026-11-26T22:33:00Z"), Some(ms));
         assert_eq!(parse_datetime("2026-11-26 nonsense"), None);
+        assert_eq!(parse_datetime("2026-11-26T2é:00:00Z"), None);
+        assert_eq!(parse_datetime("2026-11-26T22:33:00+aé1"), None);
     }
 
     #[test]

@@ -302,3 +302,30 @@ async fn cases_number_themselves_and_derive_closed_state() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn amounts_outside_the_decimal_range_are_refused_not_crashed_on() {
+    let sim = Sim::start().await;
+    let pb = sim.standard_pricebook().await;
+    let account = sim.create("Account", json!({"Name": "Overflow"})).await;
+    let (_, entry) = sim.priced_product("Huge", 1.0).await;
+    let order = sim.create("Order", json!({"AccountId": account, "EffectiveDate": "2026-11-26", "Status": "Draft", "Pricebook2Id": pb})).await;
+    let r = sim.post("sobjects/OrderItem", json!({"OrderId": order, "PricebookEntryId": entry, "Quantity": 1e20, "UnitPrice": 1e20})).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, Some("NUMBER_OUTSIDE_VALID_RANGE")),
+        "{}",
+        r.text
+    );
+    assert_eq!(sim.handle.state().count("OrderItem"), 0);
+    let bad_latency = sim
+        .admin(
+            reqwest::Method::PUT,
+            "faults",
+            Some(json!({"latency_ms": u64::MAX})),
+        )
+        .await;
+    assert_eq!(bad_latency.status, 400);
+    assert_eq!(sim.get("limits").await.status, 200);
+    sim.shutdown().await;
+}
