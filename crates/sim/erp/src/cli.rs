@@ -1,5 +1,7 @@
 //! `crossdock sim erp` command-line entry point.
 
+use std::path::PathBuf;
+
 use crate::config::{ClockMode, Config, InvoiceMode, Scenario};
 use crate::faults::{ErrorRates, Faults, Latency};
 use crate::{Handle, Simulator};
@@ -34,9 +36,23 @@ pub struct Args {
     /// Clock mode: `real` (scaled wall clock) or `manual` (advanced through the admin API).
     #[arg(long, default_value = "real", value_parser = ["real", "manual"])]
     pub clock: String,
-    /// Real clock speed: simulated ms per real ms (600 = one simulated minute per 100 ms).
-    #[arg(long, default_value_t = 600.0)]
-    pub speed: f64,
+    /// Real clock speed: simulated ms per real ms (600 = one simulated minute per 100 ms)
+    /// [default: 600, or 1 with `--start now`].
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Simulated start time: `now` (the wall clock, so timestamps line up with the hub's; the
+    /// real clock then runs at speed 1 unless `--speed` says otherwise) or an RFC 3339 time
+    /// [default: 2025-03-03T08:00:00Z]. Ignored when resuming from `--data-dir`.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Keep the whole state in this directory (`erp-state.json`) and resume from it on the
+    /// next start.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Short process durations for demos: pick 1 s, pack 1 s, ship 2 s, transit 5–10 s,
+    /// payments 5–30 s, replenishment 15 s, returns arrive 10 s after authorisation.
+    #[arg(long)]
+    pub demo_timings: bool,
     /// Issue invoices per shipment or at order completion.
     #[arg(long, default_value = "per-shipment", value_parser = ["per-shipment", "on-completion"])]
     pub invoicing: String,
@@ -75,9 +91,22 @@ impl Args {
     /// # Errors
     /// A message naming the invalid flag.
     pub fn to_config(&self) -> Result<Config, String> {
+        let defaults = Config::default();
+        let (start_time_ms, default_speed) = match self.start.as_deref() {
+            None => (defaults.start_time_ms, 600.0),
+            Some("now") => (crate::clock::wall_clock_ms(), 1.0),
+            Some(text) => (
+                crate::clock::parse_time(text).ok_or_else(|| {
+                    format!("--start must be `now` or an RFC 3339 time, got {text:?}")
+                })?,
+                600.0,
+            ),
+        };
         let clock = match self.clock.as_str() {
             "manual" => ClockMode::Manual,
-            _ => ClockMode::Real { speed: self.speed },
+            _ => ClockMode::Real {
+                speed: self.speed.unwrap_or(default_speed),
+            },
         };
         let invoicing = if self.invoicing == "on-completion" {
             InvoiceMode::OnCompletion
@@ -102,7 +131,7 @@ impl Args {
             faults.errors.insert("*".to_owned(), rates);
         }
         faults.validate()?;
-        Ok(Config {
+        let mut config = Config {
             port: self.port,
             admin_port: self.admin_port,
             seed: self.seed,
@@ -114,10 +143,17 @@ impl Args {
                 promotions: self.promotions,
             },
             clock,
+            start_time_ms,
             invoicing,
             faults,
-            ..Config::default()
-        })
+            data_dir: self.data_dir.clone(),
+            ..defaults
+        };
+        if self.demo_timings {
+            config = config.with_demo_timings();
+        }
+        config.validate().map_err(|problems| problems.join("; "))?;
+        Ok(config)
     }
 }
 
@@ -128,6 +164,14 @@ impl Args {
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = args.to_config()?;
     let handle: Handle = Simulator::start(config).await?;
+    if let Some(dir) = handle.data_dir() {
+        let how = if handle.restored() {
+            "resumed from"
+        } else {
+            "persisted to"
+        };
+        eprintln!("state {how} {}", dir.display());
+    }
     println!("{}", handle.base_url());
     if let Some(admin) = handle.admin_url() {
         println!("admin: {admin}");
@@ -196,5 +240,36 @@ mod tests {
                 .to_config()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn start_now_runs_the_real_clock_at_speed_one_from_the_wall_clock() {
+        let before = crate::clock::wall_clock_ms();
+        let config = Cli::parse_from(["erp", "--start", "now", "--data-dir", "/tmp/erp-x"])
+            .args
+            .to_config()
+            .expect("valid");
+        let after = crate::clock::wall_clock_ms();
+        assert_eq!(config.clock, ClockMode::Real { speed: 1.0 });
+        assert!((before..=after).contains(&config.start_time_ms));
+        assert_eq!(config.data_dir, Some(PathBuf::from("/tmp/erp-x")));
+        let faster = Cli::parse_from(["erp", "--start", "now", "--speed", "10"])
+            .args
+            .to_config()
+            .expect("valid");
+        assert_eq!(faster.clock, ClockMode::Real { speed: 10.0 });
+        let fixed = Cli::parse_from(["erp", "--start", "2025-06-01T00:00:00Z", "--demo-timings"])
+            .args
+            .to_config()
+            .expect("valid");
+        assert_eq!(fixed.start_time_ms, 1_748_736_000_000);
+        assert_eq!(fixed.clock, ClockMode::Real { speed: 600.0 });
+        assert_eq!(fixed.warehouse.pick_ms, 1_000);
+        assert_eq!(fixed.auto_receive_returns_after_ms, Some(10_000));
+        let error = Cli::parse_from(["erp", "--start", "tomorrow"])
+            .args
+            .to_config()
+            .expect_err("not a time");
+        assert!(error.contains("--start"), "{error}");
     }
 }

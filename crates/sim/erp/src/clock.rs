@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use serde::Serializer;
+use serde::{Deserialize, Deserializer, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -45,6 +45,18 @@ impl SimClock {
             }
         }
     }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+///
+/// The simulator stands in for an external system, so it owns its clock rather than taking the
+/// hub's `Clock` port; this is the one place it reads the wall clock (for "start now" and for
+/// the time that passed while a persisted simulator was stopped).
+pub fn wall_clock_ms() -> i64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Renders simulated milliseconds as RFC 3339 UTC (`2025-03-03T08:00:00.000Z`).
@@ -95,6 +107,36 @@ pub fn ser_opt_time<S: Serializer>(ms: &Option<i64>, serializer: S) -> Result<S:
     }
 }
 
+/// Serde helper: reads a time written by [`ser_time`] (RFC 3339, or whole milliseconds for
+/// times outside the RFC 3339 range).
+///
+/// # Errors
+/// When the value is neither.
+pub fn de_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Millis(i64),
+        Text(String),
+    }
+    match Wire::deserialize(deserializer)? {
+        Wire::Millis(ms) => Ok(ms),
+        Wire::Text(text) => parse_time(&text)
+            .or_else(|| text.parse().ok())
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}"))),
+    }
+}
+
+/// Serde helper: reads an optional time written by [`ser_opt_time`].
+///
+/// # Errors
+/// When the value is neither null nor a time.
+pub fn de_opt_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "de_time")] i64);
+    Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(ms)| ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +148,28 @@ mod tests {
         assert_eq!(parse_time("2025-03-03T08:00:00.123Z"), Some(ms));
         assert_eq!(parse_time("2025-03-03"), Some(1_740_960_000_000));
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn times_written_for_the_api_are_read_back_exactly() {
+        #[derive(serde::Serialize, Deserialize, PartialEq, Debug)]
+        struct At {
+            #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
+            at: i64,
+            #[serde(serialize_with = "ser_opt_time", deserialize_with = "de_opt_time")]
+            until: Option<i64>,
+        }
+        // The last one is past year 9999: written as plain milliseconds.
+        for (at, until) in [
+            (1_740_988_800_123, None),
+            (0, Some(1)),
+            (-86_400_001, Some(300_000_000_000_000)),
+        ] {
+            let value = At { at, until };
+            let text = serde_json::to_string(&value).expect("serializes");
+            let back: At = serde_json::from_str(&text).expect("reads back");
+            assert_eq!(back, value, "{text}");
+        }
+        assert!(serde_json::from_str::<At>(r#"{"at":"soon","until":null}"#).is_err());
     }
 }

@@ -10,6 +10,8 @@
 //! - Every change is an event in the change feed ([`feed`]), consumed by polling or webhooks.
 //! - Fault knobs ([`faults`]) inject latency, errors, outages, duplicate and out-of-order
 //!   delivery, all drawn from one seeded RNG: deterministic under the manual clock.
+//! - With [`Config::data_dir`] the whole state survives a stop or a crash ([`persist`]): a
+//!   start on the same directory resumes where the last run was.
 //!
 //! The API reference is the crate README.
 
@@ -23,11 +25,13 @@ mod http;
 mod masterdata;
 pub mod model;
 pub mod ops;
+pub mod persist;
 mod server;
 pub mod state;
 pub mod webhooks;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +41,7 @@ use tokio::net::TcpListener;
 pub use config::{ClockMode, Config, InvoiceMode};
 pub use error::{ApiError, Code};
 pub use faults::{ErrorRates, Faults, Latency, OutageMode};
+pub use persist::PersistError;
 pub use state::State;
 
 use crate::clock::SimClock;
@@ -57,26 +62,25 @@ pub enum StartError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The data directory cannot be used or its state file cannot be read.
+    #[error("cannot use the data directory: {0}")]
+    Persistence(#[from] PersistError),
 }
 
 /// Starts simulators.
 pub struct Simulator;
 
 impl Simulator {
-    /// Generates the master data, binds the listener(s) and serves until
-    /// [`Handle::shutdown`].
+    /// Generates the master data — or, with a data directory that holds a saved state,
+    /// restores it — binds the listener(s) and serves until [`Handle::shutdown`].
     ///
     /// # Errors
-    /// [`StartError`] when a port cannot be bound or the configuration is invalid.
+    /// [`StartError`] when the configuration is invalid, a port cannot be bound, or the data
+    /// directory cannot be created, read or written.
     pub async fn start(config: Config) -> Result<Handle, StartError> {
-        config.faults.validate().map_err(StartError::Config)?;
-        if let ClockMode::Real { speed } = config.clock
-            && !(speed.is_finite() && speed > 0.0)
-        {
-            return Err(StartError::Config(format!(
-                "clock speed must be positive, got {speed}"
-            )));
-        }
+        config
+            .validate()
+            .map_err(|problems| StartError::Config(problems.join("; ")))?;
         let bind = |port: u16| async move {
             TcpListener::bind((Ipv4Addr::LOCALHOST, port))
                 .await
@@ -93,9 +97,32 @@ impl Simulator {
         })?;
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-        let clock = SimClock::new(config.clock, config.start_time_ms);
+        let mode = config.clock;
         let webhook_settings = config.webhooks.clone();
-        let shared = Arc::new(Shared::new(State::new(config), clock, webhook_settings));
+        let interval = Duration::from_millis(config.persist_interval_ms);
+        let (state, persister, saved_at_wall_ms) = match config.data_dir.clone() {
+            None => (State::new(config), None, None),
+            Some(dir) => {
+                let opened = tokio::task::spawn_blocking(move || persist::open(&dir, config))
+                    .await
+                    .map_err(|error| {
+                        StartError::Config(format!("loading the state stopped: {error}"))
+                    })??;
+                (
+                    opened.state,
+                    Some(opened.persister),
+                    opened.saved_at_wall_ms,
+                )
+            }
+        };
+        let clock = SimClock::new(mode, resume_at(state.now_ms(), mode, saved_at_wall_ms));
+        let persistent = persister.is_some();
+        let shared = Arc::new(Shared::new(state, clock, webhook_settings, persister));
+        if persistent {
+            // Fails early when the directory is not writable; in real mode this also runs
+            // the work that came due while the simulator was stopped.
+            persist::save_async(&shared, true).await?;
+        }
         let router = http::router(shared.clone());
 
         let faulty = http::io::FaultyListener {
@@ -123,6 +150,13 @@ impl Simulator {
                 }
             });
         }
+        webhooks::resume(&shared);
+        if persistent {
+            let writer = shared.clone();
+            shared
+                .tracker
+                .spawn(persist::write_periodically(writer, interval));
+        }
         if matches!(clock.mode(), ClockMode::Real { .. }) {
             // In real mode time-driven work (warehouse steps, held events) must happen even
             // when nobody calls: a ticker takes the lock, which catches simulated time up.
@@ -144,7 +178,26 @@ impl Simulator {
     }
 }
 
+/// Where a restored clock resumes: in real mode the saved time plus the wall-clock time that
+/// passed since the save (times the speed), so work that came due meanwhile runs; otherwise
+/// the saved (or configured start) time.
+fn resume_at(now_ms: i64, mode: ClockMode, saved_at_wall_ms: Option<i64>) -> i64 {
+    match (mode, saved_at_wall_ms) {
+        (ClockMode::Real { speed }, Some(saved_at)) => {
+            let stopped = clock::wall_clock_ms().saturating_sub(saved_at).max(0);
+            // Truncation is intended: simulated time has millisecond resolution.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            let simulated = (stopped as f64 * speed) as i64;
+            now_ms.saturating_add(simulated)
+        }
+        _ => now_ms,
+    }
+}
+
 /// Control of a running simulator.
+///
+/// Dropping it without [`Handle::shutdown`] stops serving at once without a final write of the
+/// state, as a crash would: a persisted simulator then resumes from its last periodic write.
 pub struct Handle {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -186,6 +239,25 @@ impl Handle {
         let mut state = self.shared.lock();
         let target = state.now_ms().saturating_add(ms.max(0));
         state.run_until(target);
+        state.touch();
+    }
+
+    /// The data directory the state is persisted to, if any.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.shared.persist.as_ref().map(persist::Persister::dir)
+    }
+
+    /// Whether the state was restored from the data directory rather than generated.
+    pub fn restored(&self) -> bool {
+        self.shared.persist.as_ref().is_some_and(|p| p.restored)
+    }
+
+    /// Writes the state to the data directory now. `Ok(false)` without a data directory.
+    ///
+    /// # Errors
+    /// The state file could not be written.
+    pub async fn save(&self) -> Result<bool, PersistError> {
+        persist::save_async(&self.shared, true).await
     }
 
     /// Replaces the fault knobs.
@@ -222,19 +294,45 @@ impl Handle {
 
     /// The `GET /admin/stats` document.
     pub fn stats(&self) -> Value {
-        admin_stats(&self.shared.lock(), self.shared.clock.mode())
+        admin_stats(
+            &self.shared.lock(),
+            self.shared.clock.mode(),
+            self.shared.persist.as_ref(),
+        )
     }
 
-    /// Stops serving: listeners, webhook workers and the ticker end; waits up to 5 s.
+    /// Stops serving: listeners, webhook workers, the ticker and the periodic writer end
+    /// (waiting up to 5 s), then the state is written to the data directory, if any; a failure
+    /// to write is logged.
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
         self.shared.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tracker.wait()).await;
+        if let Err(error) = persist::save_async(&self.shared, true).await {
+            tracing::error!(%error, "Writing the ERP simulator state at shutdown failed");
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Abrupt stop (no final write): what a crash leaves behind.
+        self.shared.cancel.cancel();
     }
 }
 
 /// The statistics document shared by `GET /admin/stats` and [`Handle::stats`].
-pub(crate) fn admin_stats(state: &State, mode: ClockMode) -> Value {
+pub(crate) fn admin_stats(
+    state: &State,
+    mode: ClockMode,
+    persister: Option<&persist::Persister>,
+) -> Value {
+    let persistence = persister.map(|p| {
+        let mut doc = serde_json::to_value(p.stats()).unwrap_or_else(|_| json!({}));
+        doc["data_dir"] = json!(p.dir().display().to_string());
+        doc["restored"] = json!(p.restored);
+        doc
+    });
     let stats = state.stats();
     json!({
         "now": clock::format_ms(state.now_ms()),
@@ -254,5 +352,6 @@ pub(crate) fn admin_stats(state: &State, mode: ClockMode) -> Value {
         "webhooks": state.webhooks().map(webhooks::describe).collect::<Vec<_>>(),
         "pending_tasks": state.tasks.len(),
         "orders": state.orders.len(),
+        "persistence": persistence,
     })
 }

@@ -1,14 +1,15 @@
 //! ERP entities: master data (locations, items, stock, prices, promotions, customers) and
 //! transactions (orders, shipments, invoices, payments, RMAs, credit memos, refunds).
 //!
-//! They serialize as the API shows them: times as RFC 3339, money as decimal strings.
+//! They serialize as the API shows them: times as RFC 3339, money as decimal strings; the same
+//! form is read back when a persisted state is restored.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{ser_opt_time, ser_time};
+use crate::clock::{de_opt_time, de_time, ser_opt_time, ser_time};
 
 /// Rounds a money amount to cents (half away from zero) and shows two decimals.
 pub fn cents(amount: Decimal) -> Decimal {
@@ -39,7 +40,7 @@ pub enum LocationKind {
 }
 
 /// A stock location.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Location {
     /// Code, e.g. `WH-01`, `ST-03`.
     pub code: String,
@@ -52,7 +53,7 @@ pub struct Location {
 }
 
 /// A sellable item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Item {
     /// Stock keeping unit.
     pub sku: String,
@@ -67,7 +68,7 @@ pub struct Item {
 }
 
 /// Stock of one item at one location.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stock {
     /// Physically in the building.
     pub on_hand: u64,
@@ -94,7 +95,7 @@ pub enum Tier {
 }
 
 /// Credit standing derived from exposure against the limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CreditStatus {
     /// Exposure below 80 % of the limit.
@@ -108,7 +109,7 @@ pub enum CreditStatus {
 }
 
 /// A customer account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Customer {
     /// ERP customer number, e.g. `C-10001`.
     pub number: String,
@@ -153,7 +154,7 @@ pub enum DiscountKind {
 }
 
 /// A time-boxed promotion.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Promotion {
     /// Identifier, e.g. `PROMO-001`.
     pub id: String,
@@ -162,10 +163,10 @@ pub struct Promotion {
     /// Item it applies to; `None` = every item.
     pub sku: Option<String>,
     /// First moment it applies.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub starts_at: i64,
     /// First moment it no longer applies.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub ends_at: i64,
     /// Percent or fixed.
     pub kind: DiscountKind,
@@ -192,12 +193,12 @@ impl Promotion {
 }
 
 /// One order line with its quantities through the lifecycle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderLine {
     /// Line number (1-based).
     pub line: u32,
     /// The hub's line reference, if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_ref: Option<String>,
     /// Item.
     pub sku: String,
@@ -247,7 +248,7 @@ impl OrderLine {
 }
 
 /// A sales order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {
     /// ERP order number, e.g. `SO-000001`.
     pub number: String,
@@ -266,10 +267,10 @@ pub struct Order {
     /// Region shipped to.
     pub ship_to_region: String,
     /// Booked at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub booked_at: i64,
     /// Cancelled at.
-    #[serde(serialize_with = "ser_opt_time")]
+    #[serde(serialize_with = "ser_opt_time", deserialize_with = "de_opt_time")]
     pub cancelled_at: Option<i64>,
     /// Lines.
     pub lines: Vec<OrderLine>,
@@ -288,7 +289,7 @@ pub struct Order {
 }
 
 /// Shipment state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShipmentState {
     /// Stock reserved, waiting to be picked.
@@ -320,7 +321,7 @@ impl ShipmentState {
 }
 
 /// A quantity of one order line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LineQty {
     /// Order line number.
     pub line: u32,
@@ -331,17 +332,17 @@ pub struct LineQty {
 }
 
 /// A milestone reached.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Milestone {
     /// State reached.
     pub status: ShipmentState,
     /// When.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub at: i64,
 }
 
 /// A customer shipment from one location.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shipment {
     /// Identifier, e.g. `SH-000001`.
     pub id: String,
@@ -364,12 +365,12 @@ pub struct Shipment {
     /// Milestones reached, in order.
     pub milestones: Vec<Milestone>,
     /// Expected delivery, once shipped.
-    #[serde(serialize_with = "ser_opt_time")]
+    #[serde(serialize_with = "ser_opt_time", deserialize_with = "de_opt_time")]
     pub expected_delivery_at: Option<i64>,
 }
 
 /// Invoice status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     /// Nothing paid yet.
@@ -381,7 +382,7 @@ pub enum InvoiceStatus {
 }
 
 /// One invoice line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvoiceLine {
     /// Order line number.
     pub line: u32,
@@ -404,7 +405,7 @@ pub struct InvoiceLine {
 }
 
 /// A customer invoice.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Invoice {
     /// Number, e.g. `INV-000001`.
     pub number: String,
@@ -433,17 +434,17 @@ pub struct Invoice {
     /// Still due.
     pub amount_due: Decimal,
     /// Issued at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub issued_at: i64,
     /// Due date under the customer's terms.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub due_at: i64,
     /// Payment ids.
     pub payments: Vec<String>,
 }
 
 /// A payment received against an invoice.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Payment {
     /// Identifier, e.g. `PAY-000001`.
     pub id: String,
@@ -458,12 +459,12 @@ pub struct Payment {
     /// External reference, if recorded through the API.
     pub external_ref: Option<String>,
     /// Received at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub received_at: i64,
 }
 
 /// RMA line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RmaLine {
     /// Order line number.
     pub line: u32,
@@ -478,19 +479,19 @@ pub struct RmaLine {
 }
 
 /// A goods receipt against an RMA.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Receipt {
     /// Location the goods went back to.
     pub location: String,
     /// Quantities received.
     pub lines: Vec<LineQty>,
     /// Received at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub received_at: i64,
 }
 
 /// A return merchandise authorisation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rma {
     /// Number, e.g. `RMA-000001`.
     pub number: String,
@@ -511,12 +512,12 @@ pub struct Rma {
     /// Credit memo numbers.
     pub credit_memos: Vec<String>,
     /// Authorised at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub authorised_at: i64,
 }
 
 /// A credit memo line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreditMemoLine {
     /// Order line number.
     pub line: u32,
@@ -531,7 +532,7 @@ pub struct CreditMemoLine {
 }
 
 /// A credit memo for returned goods.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreditMemo {
     /// Number, e.g. `CM-000001`.
     pub number: String,
@@ -550,14 +551,14 @@ pub struct CreditMemo {
     /// Total credited.
     pub total_amount: Decimal,
     /// Issued at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub issued_at: i64,
     /// Refund id once refunded.
     pub refund: Option<String>,
 }
 
 /// A refund paid out for a credit memo.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Refund {
     /// Identifier, e.g. `RF-000001`.
     pub id: String,
@@ -570,12 +571,12 @@ pub struct Refund {
     /// Method.
     pub method: String,
     /// Issued at.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub issued_at: i64,
 }
 
 /// Stock on its way to a location.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Replenishment {
     /// Identifier, e.g. `PO-000001`.
     pub id: String,
@@ -586,7 +587,7 @@ pub struct Replenishment {
     /// Quantity.
     pub quantity: u64,
     /// Arrival.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub arrives_at: i64,
 }
 

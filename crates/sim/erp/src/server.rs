@@ -1,6 +1,7 @@
 //! What every request goes through: the shared state behind its mutex, the fault gate
 //! (outage, injected errors, latency), `Idempotency-Key` replay, and call statistics.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,9 +16,10 @@ use crate::clock::SimClock;
 use crate::config::WebhookSettings;
 use crate::error::{ApiError, Code, Result};
 use crate::faults::{Injected, OutageMode};
+use crate::persist::Persister;
 use crate::state::{Saved, State};
 
-/// State shared by the HTTP handlers, the webhook workers and the ticker.
+/// State shared by the HTTP handlers, the webhook workers, the ticker and the writer.
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -25,6 +27,11 @@ pub(crate) struct Shared {
     pub webhook_settings: WebhookSettings,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
+    /// The data directory, when the state is persisted.
+    pub persist: Option<Persister>,
+    /// Requests that may have changed something (every method but GET and HEAD), counted
+    /// after they are answered: with the state's revision, the writer's "anything new?" test.
+    pub write_requests: AtomicU64,
 }
 
 /// What the gate lets through.
@@ -34,13 +41,20 @@ pub(crate) struct Pass {
 }
 
 impl Shared {
-    pub fn new(state: State, clock: SimClock, webhook_settings: WebhookSettings) -> Self {
+    pub fn new(
+        state: State,
+        clock: SimClock,
+        webhook_settings: WebhookSettings,
+        persist: Option<Persister>,
+    ) -> Self {
         Self {
             state: Mutex::new(state),
             clock,
             webhook_settings,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            persist,
+            write_requests: AtomicU64::new(0),
         }
     }
 
@@ -198,12 +212,12 @@ impl Shared {
                     if let Some(key) = key {
                         let saved = match &result {
                             Ok((status, body)) => Some(Saved {
-                                op,
+                                op: op.to_owned(),
                                 status: status.as_u16(),
                                 body: body.clone(),
                             }),
                             Err(error) if error.status.is_client_error() => Some(Saved {
-                                op,
+                                op: op.to_owned(),
                                 status: error.status.as_u16(),
                                 body: error.body(),
                             }),

@@ -5,6 +5,9 @@
 //! lock is never held across an `.await`. Simulated time moves only through
 //! [`State::run_until`], which runs due tasks (warehouse steps, replenishments, payments) in
 //! time order, so every event carries the simulated time at which it happened.
+//!
+//! Every change bumps a revision counter (not persisted) that tells the periodic writer of
+//! `persist` whether there is anything new to write.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -27,17 +30,25 @@ use crate::model::{
 
 /// Random streams derived from the one seed, so that, for example, turning on latency does not
 /// change which carrier ships an order.
-const STREAM_BUSINESS: u64 = 0;
-const STREAM_FAULTS: u64 = 1;
-const STREAM_FEED: u64 = 2;
+pub(crate) const STREAM_BUSINESS: u64 = 0;
+pub(crate) const STREAM_FAULTS: u64 = 1;
+pub(crate) const STREAM_FEED: u64 = 2;
 /// Stream used once to generate master data.
 pub(crate) const STREAM_MASTER_DATA: u64 = 3;
 
 /// Most idempotency keys remembered; the oldest are forgotten first.
 const IDEMPOTENCY_CAPACITY: usize = 200_000;
 
+/// The random stream `n` of a seed.
+pub(crate) fn rng_stream(seed: u64, n: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(n);
+    rng
+}
+
 /// A time-driven step of the simulated ERP.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub(crate) enum Task {
     /// Move a shipment to its next warehouse state.
     AdvanceShipment(String),
@@ -50,7 +61,8 @@ pub(crate) enum Task {
 }
 
 /// Call counters of one operation.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OpStats {
     /// Calls received (including refused ones).
     pub calls: u64,
@@ -77,7 +89,8 @@ pub struct OpStats {
 }
 
 /// Booking activity for one external reference.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BookingStats {
     /// Booking requests that reached the order logic.
     pub requests: u64,
@@ -88,7 +101,8 @@ pub struct BookingStats {
 }
 
 /// Counters kept for `GET /admin/stats`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Per operation.
     pub calls: BTreeMap<String, OpStats>,
@@ -130,15 +144,17 @@ impl Webhook {
     }
 }
 
-#[derive(Debug, Clone)]
+/// An answer remembered for its `Idempotency-Key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Saved {
-    pub op: &'static str,
+    pub op: String,
     pub status: u16,
     pub body: Value,
 }
 
 /// Sequence counters for document numbers.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Counters {
     pub order: u64,
     pub shipment: u64,
@@ -187,27 +203,25 @@ pub struct State {
     pub(crate) replenishments: BTreeMap<String, Replenishment>,
     pub(crate) counters: Counters,
     pub(crate) tasks: BTreeMap<(i64, u64), Task>,
-    task_seq: u64,
-    events: VecDeque<Arc<Event>>,
-    next_seq: u64,
+    pub(crate) task_seq: u64,
+    pub(crate) events: VecDeque<Arc<Event>>,
+    pub(crate) next_seq: u64,
     pub(crate) poll: Stream,
     pub(crate) webhooks: BTreeMap<u64, Webhook>,
     pub(crate) faults: Faults,
     pub(crate) outages: Vec<Outage>,
     pub(crate) stats: Stats,
     pub(crate) idempotency: BTreeMap<String, Saved>,
-    idempotency_order: VecDeque<String>,
+    pub(crate) idempotency_order: VecDeque<String>,
+    /// Bumped by every change; compared by the periodic writer (never persisted).
+    pub(crate) revision: u64,
 }
 
 impl State {
     /// A fresh ERP with master data generated from the config's seed.
     pub fn new(config: Config) -> Self {
         let seed = config.seed;
-        let stream = move |n| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(n);
-            rng
-        };
+        let stream = move |n| rng_stream(seed, n);
         let mut state = Self {
             now: config.start_time_ms,
             rng: stream(STREAM_BUSINESS),
@@ -245,6 +259,7 @@ impl State {
             stats: Stats::default(),
             idempotency: BTreeMap::new(),
             idempotency_order: VecDeque::new(),
+            revision: 0,
             config,
         };
         let mut master_rng = stream(STREAM_MASTER_DATA);
@@ -259,6 +274,11 @@ impl State {
         self.now
     }
 
+    /// Marks the state as changed for the periodic writer.
+    pub(crate) fn touch(&mut self) {
+        self.revision = self.revision.wrapping_add(1);
+    }
+
     /// Moves simulated time forward to `target`, running every task due on the way at its own
     /// time. Time never moves backwards.
     pub fn run_until(&mut self, target: i64) {
@@ -271,6 +291,7 @@ impl State {
             };
             self.now = self.now.max(due);
             self.run_task(task);
+            self.touch();
         }
         self.now = self.now.max(target);
         self.release_held();
@@ -279,19 +300,26 @@ impl State {
     /// Delivers held-back feed events whose longest hold has passed.
     pub(crate) fn release_held(&mut self) {
         let now = self.now;
+        let before = self.poll.last_position();
         self.poll.release_due(now);
+        let mut released = self.poll.last_position() != before;
         for webhook in self.webhooks.values_mut() {
             let before = webhook.stream.last_position();
             webhook.stream.release_due(now);
             if webhook.stream.last_position() != before {
                 webhook.notify.notify_one();
+                released = true;
             }
+        }
+        if released {
+            self.touch();
         }
     }
 
     pub(crate) fn schedule(&mut self, at: i64, task: Task) {
         self.task_seq += 1;
         self.tasks.insert((at.max(self.now), self.task_seq), task);
+        self.touch();
     }
 
     fn run_task(&mut self, task: Task) {
@@ -309,6 +337,7 @@ impl State {
     pub(crate) fn emit(&mut self, kind: &str, data: Value) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.touch();
         let name = format!("crossdock-sim-erp:{}:{seq}", self.config.seed);
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string();
         let event = Arc::new(Event {
@@ -355,6 +384,7 @@ impl State {
     }
 
     pub(crate) fn save_answer(&mut self, key: String, saved: Saved) {
+        self.touch();
         if self.idempotency.insert(key.clone(), saved).is_none() {
             self.idempotency_order.push_back(key);
             while self.idempotency_order.len() > IDEMPOTENCY_CAPACITY {
@@ -385,6 +415,7 @@ impl State {
     /// Adds an outage window and returns its id.
     pub fn add_outage(&mut self, mode: OutageMode, start_ms: i64, end_ms: Option<i64>) -> u64 {
         self.counters.outage += 1;
+        self.touch();
         let id = self.counters.outage;
         self.outages.push(Outage {
             id,
@@ -397,6 +428,7 @@ impl State {
 
     /// Ends every window active now and cancels those scheduled later. Returns how many.
     pub fn stop_outages(&mut self) -> usize {
+        self.touch();
         let now = self.now;
         let mut stopped = 0;
         self.outages.retain_mut(|outage| {

@@ -116,11 +116,28 @@ pub(crate) fn register(
         );
         id
     };
+    spawn_worker(shared, id, notify);
+    Ok(id)
+}
+
+/// Starts the delivery workers of subscriptions restored from a data directory.
+pub(crate) fn resume(shared: &Arc<Shared>) {
+    let restored: Vec<(u64, Arc<Notify>)> = shared
+        .lock()
+        .webhooks
+        .values()
+        .map(|w| (w.id, w.notify.clone()))
+        .collect();
+    for (id, notify) in restored {
+        spawn_worker(shared, id, notify);
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>, id: u64, notify: Arc<Notify>) {
     let worker_shared = shared.clone();
     shared
         .tracker
         .spawn(async move { deliver_forever(worker_shared, id, notify).await });
-    Ok(id)
 }
 
 enum Next {
@@ -220,6 +237,7 @@ async fn deliver_forever(shared: Arc<Shared>, id: u64, notify: Arc<Notify>) {
             };
             let done = {
                 let mut state = shared.lock();
+                state.touch();
                 let Some(webhook) = state.webhooks.get_mut(&id) else {
                     return;
                 };

@@ -31,7 +31,11 @@ fn ok(result: Result<Value>) -> Response {
 
 pub(super) async fn stats(State(sim): State<Sim>) -> Response {
     let st = sim.lock();
-    ok(Ok(crate::admin_stats(&st, sim.clock.mode())))
+    ok(Ok(crate::admin_stats(
+        &st,
+        sim.clock.mode(),
+        sim.persist.as_ref(),
+    )))
 }
 
 pub(super) async fn get_faults(State(sim): State<Sim>) -> Response {

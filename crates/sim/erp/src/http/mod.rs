@@ -5,11 +5,27 @@ mod admin;
 mod api;
 pub(crate) mod io;
 
+use std::sync::atomic::Ordering;
+
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 
 use crate::error::{ApiError, Code};
 use crate::server::Sim;
+
+/// Counts requests that may have changed the state, once answered, for the periodic writer.
+async fn note_writes(State(sim): State<Sim>, request: Request, next: Next) -> Response {
+    let write = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let response = next.run(request).await;
+    if write {
+        sim.write_requests.fetch_add(1, Ordering::Release);
+    }
+    response
+}
 
 /// Builds the router.
 pub(crate) fn router(sim: Sim) -> Router {
@@ -91,5 +107,9 @@ pub(crate) fn router(sim: Sim) -> Router {
             get(admin::list_replenishments).post(admin::add_replenishment),
         )
         .fallback(|| async { ApiError::not_found(Code::NotFound, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            note_writes,
+        ))
         .with_state(sim)
 }

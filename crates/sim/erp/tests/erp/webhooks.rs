@@ -14,12 +14,14 @@ use sha2::Sha256;
 
 use crate::support::{TestErp, eventually};
 
+/// A webhook receiver on 127.0.0.1 that records what it accepts.
 #[derive(Default)]
-struct Receiver {
+pub struct Receiver {
     /// Answer 500 to this many requests first.
     fail_first: usize,
     seen: usize,
-    accepted: Vec<(HeaderMap, Bytes)>,
+    /// Accepted deliveries: headers and body.
+    pub accepted: Vec<(HeaderMap, Bytes)>,
 }
 
 async fn receive(
@@ -36,7 +38,7 @@ async fn receive(
     StatusCode::NO_CONTENT
 }
 
-async fn start_receiver(fail_first: usize) -> (String, Arc<Mutex<Receiver>>) {
+pub async fn start_receiver(fail_first: usize) -> (String, Arc<Mutex<Receiver>>) {
     let receiver = Arc::new(Mutex::new(Receiver {
         fail_first,
         ..Receiver::default()
