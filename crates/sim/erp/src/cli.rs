@@ -157,7 +157,8 @@ impl Args {
     }
 }
 
-/// Runs the simulator until Ctrl-C, printing its base URL first.
+/// Runs the simulator until Ctrl-C or SIGTERM, printing its base URL first (and, with a data
+/// directory, whether the state was resumed, on stderr).
 ///
 /// # Errors
 /// Invalid flags, a port that cannot be bound, or a failure to wait for Ctrl-C.
@@ -176,9 +177,27 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     if let Some(admin) = handle.admin_url() {
         println!("admin: {admin}");
     }
-    tokio::signal::ctrl_c().await?;
+    stop_requested().await?;
     handle.shutdown().await;
     Ok(())
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM (what process managers send), so both end with a
+/// final write of the state.
+async fn stop_requested() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 #[cfg(test)]
