@@ -176,7 +176,13 @@ pub fn defaults() -> Vec<Flow> {
             "returns",
             "Return requested on a Salesforce case (or POST /v1/returns)",
             Orchestration,
-            &["rma-authorise", "rma-credit-memo", "rma-refund", "rma-close", "sf-return"],
+            &[
+                "rma-authorise",
+                "rma-credit-memo",
+                "rma-refund",
+                "rma-close",
+                "sf-return",
+            ],
             High,
             3_600,
             14_400,
@@ -234,8 +240,14 @@ mod tests {
     #[test]
     fn booking_belongs_to_order_capture() {
         let flows = defaults();
-        assert_eq!(flow_of(&flows, "book").map(|f| f.name.as_str()), Some("order-capture"));
-        assert_eq!(flow_of(&flows, "rma-refund").map(|f| f.name.as_str()), Some("returns"));
+        assert_eq!(
+            flow_of(&flows, "book").map(|f| f.name.as_str()),
+            Some("order-capture")
+        );
+        assert_eq!(
+            flow_of(&flows, "rma-refund").map(|f| f.name.as_str()),
+            Some("returns")
+        );
         assert!(flow_of(&flows, "no-such-step").is_none());
     }
 }

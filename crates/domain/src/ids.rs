@@ -90,9 +90,46 @@ string_id!(
 );
 
 /// Line number within an order (1-based, stable across systems).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialized as a number; also read back from a string, because line numbers are map keys
+/// in JSON objects (`{"1": 3}`) and some JSON readers hand keys over as strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct LineNo(pub u32);
+
+impl<'de> Deserialize<'de> for LineNo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = LineNo;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a line number (a positive integer)")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LineNo, E> {
+                u32::try_from(v)
+                    .map(LineNo)
+                    .map_err(|_| E::custom(format!("line number {v} is too large")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LineNo, E> {
+                u32::try_from(v)
+                    .map(LineNo)
+                    .map_err(|_| E::custom(format!("line number {v} is out of range")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LineNo, E> {
+                v.parse::<u32>()
+                    .map(LineNo)
+                    .map_err(|_| E::custom(format!("`{v}` is not a line number")))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 impl fmt::Display for LineNo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -371,7 +371,11 @@ impl Engine {
                     decision
                         .timeline
                         .push(attempt_entry(order, lease, now, "ok", latency_ms, "done"));
-                    decision.auto_resolve = Some((order.clone(), task.kind.clone()));
+                    // A success supersedes earlier failures of the same step of the order.
+                    // An inbound message is its own step: other messages do not resolve it.
+                    if task.kind != "inbound" {
+                        decision.auto_resolve = Some((order.clone(), task.kind.clone()));
+                    }
                 }
                 match self.store.complete(lease, decision).await {
                     Ok(committed) => {

@@ -570,3 +570,14 @@ fn events_round_trip_through_json() {
         assert_eq!(back, event, "{json}");
     }
 }
+
+#[test]
+fn line_numbers_read_back_from_json_values_with_string_keys() {
+    let lines = lines(&[(1, 2), (12, 3)]);
+    let value = serde_json::to_value(&lines).unwrap();
+    assert_eq!(value, serde_json::json!({"1": 2, "12": 3}));
+    let back: std::collections::BTreeMap<LineNo, u32> = serde_json::from_value(value).unwrap();
+    assert_eq!(back, lines);
+    let err = serde_json::from_value::<LineNo>(serde_json::json!("x")).unwrap_err();
+    assert!(err.to_string().contains("not a line number"));
+}

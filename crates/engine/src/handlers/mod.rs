@@ -126,7 +126,8 @@ pub(crate) enum ApplyError {
     Refused(crossdock_domain::Error),
 }
 
-/// Combines two decisions (the second's single-valued fields win when set).
+/// Combines two decisions (the second's single-valued fields win when set; its timeline
+/// entries come first, as they describe what led to the first's).
 pub(crate) fn merge(mut a: Decision, b: Decision) -> Decision {
     if b.append.is_some() {
         a.append = b.append;
@@ -139,7 +140,9 @@ pub(crate) fn merge(mut a: Decision, b: Decision) -> Decision {
     a.inventory.extend(b.inventory);
     a.accounts.extend(b.accounts);
     a.refs.extend(b.refs);
-    a.timeline.extend(b.timeline);
+    let mut timeline = b.timeline;
+    timeline.append(&mut a.timeline);
+    a.timeline = timeline;
     a.audit.extend(b.audit);
     if b.inbound.is_some() {
         a.inbound = b.inbound;

@@ -1,0 +1,132 @@
+//! Orders flow from capture to closed; duplicates and out-of-order messages are absorbed.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossdock_domain::ids::{LineNo, LocationId, ShipmentId, System};
+use crossdock_domain::order::{Command, Milestone};
+
+use super::harness::{Hub, capture, message};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_flow_from_capture_to_closed() {
+    let (hub, erp, sf) = Hub::loopback("lifecycle").await;
+    for n in 0..40 {
+        hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{}", n % 5)))
+            .await;
+    }
+    let store = hub.store.clone();
+    hub.wait_for(Duration::from_secs(60), "40 closed orders", || {
+        let store = store.clone();
+        async move {
+            store
+                .order_counts()
+                .await
+                .unwrap()
+                .iter()
+                .any(|(status, n)| status == "Closed" && *n == 40)
+        }
+    })
+    .await;
+    assert_eq!(
+        erp.bookings_created.load(Ordering::Relaxed),
+        40,
+        "one booking per order"
+    );
+    let row = store.order("ORD-7").await.unwrap().expect("row");
+    assert!(row.erp_ref.as_deref().unwrap_or("").starts_with("LB-"));
+    assert!(row.booked_at.is_some() && row.paid_at.is_some());
+    let timeline = store.timeline("ORD-7").await.unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.entry.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"inbound") && kinds.contains(&"event") && kinds.contains(&"attempt"),
+        "{kinds:?}"
+    );
+    // State-based write-backs coalesce: far fewer Salesforce calls than status changes.
+    hub.wait_for(
+        Duration::from_secs(10),
+        "the final Salesforce write",
+        || {
+            let store = store.clone();
+            async move {
+                let row = store.order("ORD-7").await.unwrap().unwrap();
+                row.sf_synced_status.as_deref() == Some("Closed")
+            }
+        },
+    )
+    .await;
+    let calls = sf.calls.load(Ordering::Relaxed);
+    assert!(calls < 40 * 8, "Salesforce calls {calls} for 40 orders");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_message_twice_is_processed_once() {
+    let (hub, erp, _) = Hub::loopback("dedupe").await;
+    hub.submit(capture("ORD-D", "ACC-1")).await;
+    hub.submit(capture("ORD-D", "ACC-1")).await;
+    let store = hub.store.clone();
+    hub.wait_for(Duration::from_secs(30), "ORD-D closed", || {
+        let store = store.clone();
+        async move {
+            store
+                .order("ORD-D")
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status == "Closed")
+        }
+    })
+    .await;
+    assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 1);
+    let events = store.read_stream("order:ORD-D").await.unwrap();
+    let captured = events.iter().filter(|e| e.kind == "OrderCaptured").count();
+    assert_eq!(captured, 1);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_reported_before_the_capture_waits_for_it() {
+    let (hub, _, _) = Hub::loopback("early-shipment").await;
+    let early = message(
+        System::Erp,
+        "ship-early",
+        "ORD-E",
+        Command::RecordShipment {
+            shipment: ShipmentId::new("X1"),
+            location: Some(LocationId::new("WH")),
+            lines: [(LineNo(1), 1)].into(),
+            milestone: Milestone::Shipped,
+            carrier: None,
+            tracking: None,
+            at: time::macros::datetime!(2026-11-27 10:00 UTC),
+        },
+    );
+    hub.submit(early).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        hub.status("ORD-E").await,
+        None,
+        "nothing to show before the capture"
+    );
+    hub.submit(capture("ORD-E", "ACC-1")).await;
+    let store = hub.store.clone();
+    hub.wait_for(
+        Duration::from_secs(30),
+        "the early shipment applied",
+        || {
+            let store = store.clone();
+            async move {
+                store
+                    .read_stream("order:ORD-E")
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|e| {
+                        e.kind == "ShipmentProgressed" && e.payload["data"]["shipment"] == "X1"
+                    })
+            }
+        },
+    )
+    .await;
+    hub.stop().await;
+}

@@ -1,0 +1,6 @@
+//! Engine tests against the real SQLite store and the loopback downstreams.
+
+mod harness;
+mod lifecycle;
+mod nats;
+mod resilience;
