@@ -29,10 +29,14 @@ pub fn issue_token(shared: &Shared) -> String {
     let token = format!("{}!AQ{}", shared.org_id15(), random_text(96));
     let ttl_ms =
         i64::try_from(shared.config.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let expires_ms = shared.clock.now_ms().saturating_add(ttl_ms);
-    lock(&shared.auth)
-        .sessions
-        .insert(token.clone(), Session { expires_ms });
+    let now = shared.clock.now_ms();
+    let expires_ms = now.saturating_add(ttl_ms);
+    let mut auth = lock(&shared.auth);
+    // Long runs log in many times: forget expired sessions now and then.
+    if auth.sessions.len() >= 1_000 {
+        auth.sessions.retain(|_, s| s.expires_ms > now);
+    }
+    auth.sessions.insert(token.clone(), Session { expires_ms });
     token
 }
 

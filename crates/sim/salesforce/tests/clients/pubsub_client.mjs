@@ -1,6 +1,7 @@
 // Subscribes to /data/OrderChangeEvent with salesforce-pubsub-api-client and prints the first
-// change event (decoded by the client) as JSON. Prints "SUBSCRIBED" once the stream is open.
-// Environment: SIM (https instance URL), TOKEN, GRPC (host:port).
+// change event (decoded by the client) as JSON, then publishes an Order_Shipped__e platform event.
+// Prints "SUBSCRIBED" once the stream is open.
+// Environment: SIM (https instance URL), TOKEN, GRPC (host:port), USER_ID.
 import PubSubApiClient from 'salesforce-pubsub-api-client';
 
 const quiet = { debug() {}, info() {}, warn() {}, error(...a) { process.stderr.write(a.join(' ') + '\n'); } };
@@ -39,9 +40,23 @@ client.subscribe('/data/OrderChangeEvent', (subscription, type, data) => {
       lastModified: typeof data.payload.LastModifiedDate,
     };
     process.stdout.write('EVENT ' + JSON.stringify(out) + '\n');
-    clearTimeout(timer);
-    client.close();
-    process.exit(0);
+    // Publish a platform event the way the client does it: GetTopic, GetSchema, Publish.
+    client.publish('/event/Order_Shipped__e', {
+      CreatedDate: Date.now(),
+      CreatedById: process.env.USER_ID,
+      Order_Number__c: { string: 'ERP-42' },
+      Carrier__c: { string: 'UPS' },
+    }, 'shipped-1').then((result) => {
+      process.stdout.write('PUBLISHED ' + JSON.stringify({
+        replayId: result.replayId, correlationKey: result.correlationKey, error: result.error || null,
+      }) + '\n');
+      clearTimeout(timer);
+      client.close();
+      process.exit(0);
+    }, (e) => {
+      process.stderr.write(`publish failed: ${e && e.stack ? e.stack : e}\n`);
+      process.exit(4);
+    });
   } else if (type === 'error') {
     process.stderr.write(`subscription error: ${data}\n`);
     process.exit(3);

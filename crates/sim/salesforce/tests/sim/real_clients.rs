@@ -84,6 +84,7 @@ fn common_env(sim: &Sim, cmd: &mut Command) {
         .env("PASSWORD", &c.password)
         .env("SECURITY_TOKEN", &c.security_token)
         .env("ORG_ID", sim.handle.org_id())
+        .env("USER_ID", sim.handle.user_id())
         .env(
             "JWT_KEY_FILE",
             manifest().join("tests/fixtures/jwt_test_key.pem"),
@@ -357,6 +358,26 @@ async fn pubsub_client_decodes_order_change_events() {
             .events()
             .iter()
             .any(|(id, entity, _)| *id == replay && entity == "Order")
+    );
+
+    let line = read_line(&mut lines).await.unwrap_or_default();
+    let published: Json = serde_json::from_str(
+        line.strip_prefix("PUBLISHED ")
+            .unwrap_or_else(|| panic!("expected a PUBLISHED line, got {line:?}")),
+    )
+    .expect("publish JSON");
+    assert_eq!(published["correlationKey"], json!("shipped-1"));
+    assert_eq!(published["error"], json!(null));
+    let shipped_replay = published["replayId"].as_u64().expect("numeric replay id");
+    assert!(
+        sim.handle
+            .state()
+            .events()
+            .iter()
+            .any(|(id, entity, change)| *id == shipped_replay
+                && entity == "Order_Shipped__e"
+                && !change),
+        "the platform event is stored under its replay id"
     );
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
