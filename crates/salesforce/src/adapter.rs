@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crossdock_domain::catalog::InventoryLevel;
 use crossdock_domain::ids::{AccountId, ExternalRefs, LineNo, OrderId, RmaId, Sku, System};
 use crossdock_domain::money::Currency;
-use crossdock_domain::order::{Channel, DraftLine, Milestone, OrderDraft};
+use crossdock_domain::order::{Channel, DraftLine, OrderDraft};
 use crossdock_domain::summary::OrderSummary;
 use crossdock_ports::erp::CreditReport;
 use crossdock_ports::salesforce::ApiUsage;
@@ -30,7 +30,7 @@ use crate::client::{Client, Write, Written, is_record_id, soql_quote};
 use crate::config::{Auth, Config};
 use crate::errors::worst;
 use crate::limits::Limits;
-use crate::mapping::{Mapping, datetime, inventory_key, shipment_status};
+use crate::mapping::{Mapping, inventory_key, shipment_status};
 use crate::{Error, Result};
 
 /// Ids per `IN (…)` list in one query.
@@ -309,7 +309,12 @@ impl Adapter {
             self.mapping.order.render(&mut rec, |v| v.of(order, now));
             rec.insert("Hub_Order_Id__c".into(), Json::String(order.id.to_string()));
             rec.insert("AccountId".into(), Json::String(account.clone()));
-            let day = order.times.captured.unwrap_or(now).date();
+            let day = order
+                .times
+                .captured
+                .unwrap_or(now)
+                .to_offset(time::UtcOffset::UTC)
+                .date();
             rec.insert("EffectiveDate".into(), Json::String(day.to_string()));
             rec.insert("Status".into(), Json::String("Draft".into()));
             rec.insert(
@@ -989,14 +994,4 @@ pub fn draft_from(
         source: System::Salesforce,
         captured_at,
     })
-}
-
-/// Whether a shipment has left the warehouse (only those become `Shipment` records).
-pub fn is_dispatched(milestone: Option<Milestone>) -> bool {
-    shipment_status(milestone).is_some()
-}
-
-/// The date format Salesforce uses for `date` fields.
-pub fn date_of(at: OffsetDateTime) -> String {
-    datetime(at)[..10].to_owned()
 }

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use super::avro::{self, Schema};
 use crate::adapter::{Adapter, parse_datetime, str_at};
-use crate::client::{is_record_id, soql_quote};
+use crate::client::is_record_id;
 
 /// A decoded change event.
 #[derive(Debug, Clone, PartialEq)]
@@ -633,12 +633,4 @@ pub fn account_meaning(id: &str, record: &Json) -> Meaning {
         kind: "account",
         body: Inbound::Account { account },
     }
-}
-
-/// Quotes ids for an `IN (…)` list.
-pub fn id_list(ids: &[String]) -> String {
-    ids.iter()
-        .map(|i| soql_quote(i))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -132,7 +132,7 @@ enum End {
     Closed,
 }
 
-/// Capped exponential backoff with jitter from the clock's sub-second part.
+/// Capped exponential backoff (200 ms doubling up to the configured maximum).
 struct Backoff {
     next: Duration,
     max: Duration,
@@ -384,30 +384,50 @@ impl Subscriber {
         }
     }
 
+    /// The writer schema of `id` (fetched once, then cached). The inner error is a schema
+    /// that can never be used (unknown to Salesforce, or not valid Avro); the outer one a
+    /// stream problem worth reconnecting for.
     async fn schema(
         &self,
         client: &mut PubSubClient<Channel>,
         token: &Arc<Token>,
         id: &str,
-    ) -> std::result::Result<Arc<Schema>, End> {
+    ) -> std::result::Result<std::result::Result<Arc<Schema>, String>, End> {
         if let Some(s) = lock(&self.schemas).get(id) {
-            return Ok(s.clone());
+            return Ok(Ok(s.clone()));
         }
-        let info = client
+        let answer = client
             .get_schema(self.request(
                 SchemaRequest {
                     schema_id: id.to_owned(),
                 },
                 token,
             ))
-            .await
-            .map_err(|s| Self::classify(&s, token))?
-            .into_inner();
-        let schema = avro::parse_schema(&info.schema_json)
-            .map_err(|e| End::Other(format!("schema {id}: {e}")))?;
+            .await;
+        let info = match answer {
+            Ok(info) => info.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                return Ok(Err(format!(
+                    "Salesforce does not know schema {id}: {}",
+                    status.message()
+                )));
+            }
+            Err(status) => return Err(Self::classify(&status, token)),
+        };
+        let schema = match avro::parse_schema(&info.schema_json) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(format!("schema {id}: {e}"))),
+        };
+        // A new schema may mean new fields: read the object's describe again when needed.
+        if let Schema::Record { name, .. } = &schema {
+            let short = name.rsplit('.').next().unwrap_or(name);
+            if let Some(entity) = entity_of_topic(&format!("/data/{short}")) {
+                self.adapter.forget_fields(&entity);
+            }
+        }
         let schema = Arc::new(schema);
         lock(&self.schemas).insert(id.to_owned(), schema.clone());
-        Ok(schema)
+        Ok(Ok(schema))
     }
 
     async fn stream(&self, topic: &str, key: &str, from: From, progressed: &mut bool) -> End {
@@ -522,7 +542,10 @@ impl Subscriber {
             })
             .to_string()
         };
-        let decoded = events::decode_event(&schema, &event.payload);
+        let decoded = match &schema {
+            Ok(schema) => events::decode_event(schema, &event.payload),
+            Err(reason) => Err(reason.clone()),
+        };
         let mut commit = None;
         let messages: Vec<(String, String, Inbound)> = match &decoded {
             Err(reason) => vec![(
