@@ -197,6 +197,7 @@ lines = {
         '%s=%d' % item for item in sorted(seed['warehouses'].items())),
     'TRYTON_TAX': str(seed['tax']),
     'TRYTON_PAYMENT_METHOD': str(seed['payment_method']),
+    'TRYTON_PAYMENT_TERM': str(seed['payment_term']),
 }
 with open(sys.argv[2] + '.tmp', 'w') as out:
     for key, value in lines.items():

@@ -1,1 +1,3 @@
 //! ERP adapters.
+
+pub mod tryton;
