@@ -47,7 +47,10 @@ fn config() -> Config {
         "Tryton is not set up: {} is missing; {SETUP}",
         path.display()
     );
-    Config::from_env_file(&path).unwrap_or_else(|e| panic!("{e}; {SETUP}"))
+    let mut config = Config::from_env_file(&path).unwrap_or_else(|e| panic!("{e}; {SETUP}"));
+    // The whole workspace's tests share two cores: allow slow answers rather than flake.
+    config.timeout_secs = 120;
+    config
 }
 
 async fn tryton() -> Adapter {
