@@ -617,6 +617,84 @@ async fn a_shortage_at_booking_is_reported_as_backorder() {
     );
 }
 
+/// Sets the on-hand stock of `sku` in the storage zone of warehouse `location` with a
+/// confirmed inventory, as a clerk counting the shelf would.
+async fn count_stock(erp: &Adapter, sku: &str, location: &str, units: u32) {
+    let client = erp.client();
+    let warehouse = erp.config().warehouse_named(location).unwrap().id;
+    let storage = client
+        .read("stock.location", &[warehouse], &["storage_location"], None)
+        .await
+        .unwrap()[0]
+        .int("storage_location")
+        .unwrap();
+    let product = client
+        .search(
+            "product.product",
+            json!([["code", "=", sku]]),
+            0,
+            Some(1),
+            None,
+            None,
+        )
+        .await
+        .unwrap()[0];
+    let inventory = client
+        .create(
+            "stock.inventory",
+            vec![json!({"location": storage, "lines": [["create", [{"product": product, "quantity": f64::from(units)}]]]})],
+            None,
+        )
+        .await
+        .unwrap();
+    client
+        .button("stock.inventory", "confirm", &inventory, None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shipping_what_is_in_stock_leaves_the_rest_backordered() {
+    let erp = tryton().await;
+    count_stock(&erp, "SKU-0029", "WH", 3).await;
+    let booked = erp
+        .book_order(
+            &order(&unique("SHORT"), "ACC-0011", &[("SKU-0029", 7, "15.00")]),
+            "k",
+        )
+        .await
+        .unwrap();
+    let shipment = erp.shipments_of(&booked.erp_ref).await.unwrap().remove(0);
+    // Not enough to reserve it all: assigning alone is refused...
+    let refused = erp
+        .advance_shipment(&shipment.number, ShipmentStep::Assign)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.class, FailureClass::Permanent);
+    assert!(refused.message.contains("not enough stock"), "{refused}");
+    let partly = erp.order(&booked.erp_ref).await.unwrap();
+    assert_eq!(partly.lines[0].backordered, 4, "{partly:?}");
+    // ...shipping what is there sends 3 and leaves 4 on a backorder shipment.
+    let sent = erp.ship_available(&shipment.number).await.unwrap();
+    assert_eq!(sent.state, "done");
+    assert_eq!(sent.lines, vec![(LineNo(1), 3)]);
+    let read = erp.order(&booked.erp_ref).await.unwrap();
+    assert_eq!(
+        (read.lines[0].shipped, read.lines[0].backordered),
+        (3, 4),
+        "{read:?}"
+    );
+    let waiting: Vec<_> = erp
+        .shipments_of(&booked.erp_ref)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.state == "waiting")
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].lines, vec![(LineNo(1), 4)]);
+}
+
 #[tokio::test]
 async fn a_credit_limit_breach_is_permanent_with_trytons_message() {
     let erp = tryton().await;

@@ -194,16 +194,28 @@ impl Sale {
         lines.into_iter().map(|(l, q)| (l, to_u32(q))).collect()
     }
 
-    /// Units per line not yet reserved on a shipment that could only be partly assigned.
+    /// Units per line waiting for stock on a waiting shipment: what an assignment attempt
+    /// could not reserve, or everything on a backorder shipment (one Tryton opened for the
+    /// rest after an earlier shipment of the order left with less).
     pub fn unassigned_lines(&self, shipment: &Shipment) -> Vec<(LineNo, u32)> {
-        if shipment.state != "waiting" || !shipment.partially_assigned {
+        if shipment.state != "waiting" {
             return Vec::new();
         }
         let mut lines: BTreeMap<LineNo, i64> = BTreeMap::new();
-        for mv in shipment.inventory.iter().filter(|m| m.state == "draft") {
-            let outgoing = shipment.outgoing.iter().find(|o| Some(o.id) == mv.feeds);
-            if let Some(line) = outgoing.and_then(|o| self.line_of(o.sale_line)) {
-                *lines.entry(line.line).or_default() += mv.quantity;
+        if shipment.partially_assigned {
+            for mv in shipment.inventory.iter().filter(|m| m.state == "draft") {
+                let outgoing = shipment.outgoing.iter().find(|o| Some(o.id) == mv.feeds);
+                if let Some(line) = outgoing.and_then(|o| self.line_of(o.sale_line)) {
+                    *lines.entry(line.line).or_default() += mv.quantity;
+                }
+            }
+        } else if self
+            .shipments
+            .iter()
+            .any(|s| s.id != shipment.id && matches!(s.state.as_str(), "shipped" | "done"))
+        {
+            for (line, quantity) in self.shipment_lines(shipment) {
+                *lines.entry(line).or_default() += i64::from(quantity);
             }
         }
         lines
