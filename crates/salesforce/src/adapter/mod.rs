@@ -8,7 +8,7 @@
 //! of its records failed, with the most severe class. Writes are idempotent (updates by id,
 //! upserts by external id), so the engine may resend an order's whole state at any time.
 //!
-//! [`write`] builds and sends the records; [`read`] turns an `Order` and its items into a draft.
+//! `write` builds and sends the records; `read` turns an `Order` and its items into a draft.
 
 mod read;
 mod write;
@@ -121,7 +121,9 @@ impl Adapter {
             config.instance_url.clone(),
             &config.auth,
             key,
-            clock.clone(),
+            // JWT expiry is checked by Salesforce against its own clock: always wall time,
+            // even when the hub runs on a simulated clock.
+            Arc::new(crossdock_ports::SystemClock),
         )
         .map_err(Error::Setup)?;
         let limits = Limits::new(

@@ -171,7 +171,7 @@ pub fn origin_is(origin: &str, client: &str) -> bool {
 /// The object a `/data/…ChangeEvent` topic carries (`Order`, `Foo__c`), if one.
 pub fn entity_of_topic(topic: &str) -> Option<String> {
     let name = topic.strip_prefix("/data/")?.strip_suffix("ChangeEvent")?;
-    if name.is_empty() || name == "s" {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return None;
     }
     Some(match name.strip_suffix("__") {
