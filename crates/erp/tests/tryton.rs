@@ -470,6 +470,51 @@ async fn an_expired_session_is_renewed_once_and_the_call_repeated() {
     );
 }
 
+#[tokio::test]
+async fn only_accepted_warnings_are_skipped() {
+    let logins = Arc::new(AtomicU64::new(0));
+    let skipped = Arc::new(Mutex::new(Vec::new()));
+    let seen = skipped.clone();
+    let url = stub(tryton_like(logins, move |method, params, _| match method {
+        "model.res.user.warning.skip" => {
+            seen.lock()
+                .unwrap()
+                .push(params[0].as_str().unwrap_or_default().to_owned());
+            Reply::Result(Value::Null)
+        }
+        "model.sale.sale.confirm" if seen.lock().unwrap().is_empty() => Reply::Error(json!([
+            "UserWarning",
+            [
+                "5f1c.credit_limit_amount",
+                "The party will exceed its credit limit.",
+                ""
+            ]
+        ])),
+        _ => Reply::Result(Value::Null),
+    }))
+    .await;
+    let strict = Client::connect(stub_client_config(&url)).await.unwrap();
+    let error = strict
+        .button("sale.sale", "confirm", &[1], None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Warning);
+    assert_eq!(error.failure_class(), FailureClass::Permanent);
+    assert!(skipped.lock().unwrap().is_empty());
+
+    let mut config = stub_client_config(&url);
+    config.accepted_warnings = vec!["credit_limit_amount".to_owned()];
+    let lenient = Client::connect(config).await.unwrap();
+    lenient
+        .button("sale.sale", "confirm", &[1], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        skipped.lock().unwrap().clone(),
+        vec!["5f1c.credit_limit_amount".to_owned()]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Real Tryton
 // ---------------------------------------------------------------------------------------
@@ -725,6 +770,30 @@ async fn a_credit_limit_breach_is_permanent_with_trytons_message() {
     let again = erp.book_order(&request, "k").await.unwrap_err();
     assert_eq!(again.message, failure.message);
     assert_eq!(sales_with_reference(&erp, &reference).await.len(), 1);
+
+    // The refused sale waits as a quotation: cancelling it is the before-confirmation path.
+    let quotation = erp
+        .client()
+        .search_read(
+            "sale.sale",
+            json!([["reference", "=", reference.as_str()]]),
+            0,
+            None,
+            None,
+            &["number", "state"],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(quotation[0].str("state").unwrap(), "quotation");
+    let number = quotation[0].str("number").unwrap().to_owned();
+    assert_eq!(
+        erp.cancel_order(&number, "credit refused", "k")
+            .await
+            .unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert!(erp.order(&number).await.unwrap().cancelled);
 
     // Within the limit the same customer books fine.
     let small = erp
