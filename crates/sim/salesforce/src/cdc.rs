@@ -608,6 +608,37 @@ impl EventLog {
         replay
     }
 
+    /// Encodes and stores a platform event published over REST (`POST sobjects/<Name>__e`):
+    /// `values` are object-field indexes with their values. Returns its replay id.
+    pub fn publish_platform_values(
+        &mut self,
+        def: &ObjectDef,
+        values: &[(usize, Value)],
+        user: &str,
+        now: i64,
+    ) -> u64 {
+        let (schema, order) = platform_schema(def);
+        let sid = self.register_schema(schema);
+        let mut payload = Vec::new();
+        for &i in &order {
+            match def.fields[i].name.as_str() {
+                "CreatedDate" => avro::put_long(&mut payload, now),
+                "CreatedById" => avro::put_string(&mut payload, user),
+                _ => {
+                    let v = values
+                        .iter()
+                        .find(|(f, _)| *f == i)
+                        .map_or(&Value::Null, |(_, v)| v);
+                    put_value(&mut payload, def.fields[i].ty, v);
+                }
+            }
+        }
+        let event_id = self.uuid();
+        let replay = self.append(def.name.clone(), false, sid, payload, event_id, now);
+        self.wake();
+        replay
+    }
+
     /// Validates and stores a published platform event. Returns its replay id.
     ///
     /// # Errors

@@ -320,12 +320,7 @@ fn sobjects(shared: &Shared, txn: &mut Txn<'_>, call: &Call, t: &str, rest: &[&s
             ),
             "POST" => {
                 if def.kind == Kind::PlatformEvent {
-                    return Reply::error(
-                        400,
-                        "NOT_SUPPORTED",
-                        "Publish platform events through the Pub/Sub API",
-                        None,
-                    );
+                    return publish_event(shared, txn, call, obj);
                 }
                 let body = match parse_object(&call.body) {
                     Ok(b) => b,
@@ -394,6 +389,48 @@ fn sobjects(shared: &Shared, txn: &mut Txn<'_>, call: &Call, t: &str, rest: &[&s
         [field, value] => by_external_id(shared, txn, call, obj, field, value),
         _ => not_found(),
     }
+}
+
+/// `POST sobjects/<Name>__e`: publishes a platform event immediately (not rolled back).
+fn publish_event(shared: &Shared, txn: &mut Txn<'_>, call: &Call, obj: usize) -> Reply {
+    let body = match parse_object(&call.body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let def = txn.org.meta.objects[obj].clone();
+    let mut values = Vec::new();
+    for (key, json) in &body {
+        if key == "attributes" {
+            continue;
+        }
+        let Some(i) = def.field_index(key).filter(|&i| def.fields[i].custom) else {
+            return Reply::error(
+                400,
+                "INVALID_FIELD",
+                &format!("No such column '{key}' on sobject of type {}", def.name),
+                None,
+            );
+        };
+        let fd = &def.fields[i];
+        match crate::value::from_json(json, fd.ty, fd.length) {
+            Ok(v) => values.push((i, v)),
+            Err(_) => {
+                return Reply::error(
+                    400,
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    &format!("{}: value not of required type: {json}", fd.label),
+                    Some(std::slice::from_ref(&fd.name)),
+                );
+            }
+        }
+    }
+    let now = shared.clock.now_ms();
+    let replay = txn
+        .org
+        .events
+        .publish_platform_values(&def, &values, &shared.user_id18, now);
+    let id = ids::to18(&ids::make15(&def.key_prefix, replay));
+    Reply::json(201, &json!({"id": id, "success": true, "errors": []}))
 }
 
 fn read(txn: &Txn<'_>, call: &Call, obj: usize, raw_id: &str) -> Reply {

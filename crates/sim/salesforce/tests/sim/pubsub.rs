@@ -513,6 +513,37 @@ async fn platform_events_publish_and_gap_and_schema_changes_reach_subscribers() 
     let (_, value) = decode_event(&sim, &mut c, ev).await;
     assert_eq!(value["Order_Number__c"], json!("ERP-42"));
 
+    let over_rest = sim
+        .post(
+            "sobjects/Order_Shipped__e",
+            json!({"Order_Number__c": "ERP-43", "Carrier__c": "DHL"}),
+        )
+        .await;
+    assert_eq!(over_rest.status, 201, "{}", over_rest.text);
+    assert!(
+        over_rest.body["id"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("e00"))
+    );
+    let delivered = next(&mut sub).await.expect("event published over REST");
+    let (_, value) = decode_event(
+        &sim,
+        &mut c,
+        delivered.events[0].event.as_ref().expect("event"),
+    )
+    .await;
+    assert_eq!(
+        (
+            value["Order_Number__c"].clone(),
+            value["Carrier__c"].clone()
+        ),
+        (json!("ERP-43"), json!("DHL"))
+    );
+    let bad = sim
+        .post("sobjects/Order_Shipped__e", json!({"Nope__c": 1}))
+        .await;
+    assert_eq!(bad.error_code(), Some("INVALID_FIELD"));
+
     let cdc_publish = c
         .publish(authed(
             &sim,
