@@ -13,12 +13,23 @@ JSFORCE=3.10.16
 PUBSUB=5.5.2
 UNDERSCORE=1.13.8
 
+# Installs a missing tool from Debian's packages when possible, else stops with a clear message.
 need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "sfclients: '$1' is required but not installed" >&2; exit 1; }
+  local tool="$1" package="$2"
+  command -v "$tool" >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "sfclients: installing $package (for $tool)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+  fi
+  command -v "$tool" >/dev/null 2>&1 || { echo "sfclients: '$tool' is required but not installed (Debian package $package)" >&2; exit 1; }
 }
-need python3
-need node
-need npm
+need python3 python3
+need node nodejs
+need npm npm
+python3 -c "import venv, ensurepip" 2>/dev/null || need_venv=1
+if [ "${need_venv:-0}" = 1 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
 
 # Python: simple-salesforce (pulls requests, PyJWT, cryptography).
 venv="$dest/venv"
