@@ -8,12 +8,14 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 
 /// Microseconds since the Unix epoch. Both backends keep times to the microsecond.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn micros(at: OffsetDateTime) -> i64 {
     // OffsetDateTime spans ±9999 years, about ±3.2e17 µs: always inside i64.
     i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
 }
 
 /// The time `us` microseconds after the Unix epoch.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn from_micros(us: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
         .map_err(|e| Error::Corrupt(format!("time {us} µs is out of range: {e}")))
@@ -48,6 +50,7 @@ pub(crate) fn with_inbox_id(payload: &serde_json::Value, id: i64) -> Result<serd
 }
 
 /// Parses stored JSON text.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what} is not JSON: {e}")))
 }

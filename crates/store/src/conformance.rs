@@ -48,22 +48,11 @@ macro_rules! conformance_tests {
     )*};
 }
 
-/// Until the PostgreSQL backend lands, the crate's own suite runs the SQLite half.
-#[cfg(test)]
-macro_rules! sqlite_only {
-    ($($sqlite:ident, $postgres:ident => $case:path;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            $crate::conformance::run_sqlite($case).await;
-        }
-    )*};
-}
-
 #[cfg(test)]
 mod suite {
     use super::*;
 
-    sqlite_only! {
+    crate::conformance_tests! {
         sqlite_inbox_dedupes_by_source_and_message_id, postgres_inbox_dedupes_by_source_and_message_id
             => inbox::dedupes_by_source_and_message_id;
         sqlite_inbox_dedupes_concurrent_accepts, postgres_inbox_dedupes_concurrent_accepts

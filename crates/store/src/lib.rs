@@ -20,6 +20,8 @@ pub mod error;
 pub mod events;
 pub mod inbox;
 pub mod journal;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod projections;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -289,4 +291,16 @@ pub(crate) fn random_suffix() -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(std::process::id().into());
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    /// `open` can run on a spawned task (its future is `Send`).
+    #[test]
+    fn open_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let future = super::open("crossdock.db");
+        assert_send(&future);
+        drop(future);
+    }
 }

@@ -169,6 +169,12 @@ pub async fn key_never_has_two_tasks_in_flight(store: SharedStore) {
 /// Many workers lease in parallel over many keys: no key ever has two leases at once, and
 /// each key's tasks finish in enqueue order.
 pub async fn concurrent_workers_never_overlap_on_a_key(store: SharedStore) {
+    workers_never_overlap_on_a_key(vec![store]).await;
+}
+
+/// The stress of [`concurrent_workers_never_overlap_on_a_key`] with workers spread over
+/// several handles of one database (as several hub processes would be).
+pub async fn workers_never_overlap_on_a_key(stores: Vec<SharedStore>) {
     const KEYS: usize = 40;
     const PER_KEY: usize = 5;
     const WORKERS: usize = 8;
@@ -180,7 +186,7 @@ pub async fn concurrent_workers_never_overlap_on_a_key(store: SharedStore) {
             batch.push(t);
         }
     }
-    let enqueued = store.enqueue(batch).await.unwrap();
+    let enqueued = stores[0].enqueue(batch).await.unwrap();
     assert_eq!(enqueued.len(), KEYS * PER_KEY);
 
     // Our in-flight window for a task (lease returned .. just before complete/retry is sent)
@@ -189,7 +195,7 @@ pub async fn concurrent_workers_never_overlap_on_a_key(store: SharedStore) {
     let finished: Arc<Mutex<BTreeMap<String, Vec<i64>>>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..WORKERS {
-        let store = store.clone();
+        let store = stores[w % stores.len()].clone();
         let in_flight = Arc::clone(&in_flight);
         let finished = Arc::clone(&finished);
         workers.push(tokio::spawn(async move {

@@ -1,0 +1,238 @@
+//! Mapping between PostgreSQL rows and the store's value types.
+
+use sqlx::postgres::PgRow;
+use sqlx::{Decode, Postgres, Row, Type};
+
+use crate::error::{Error, Result};
+use crate::journal::{AuditEntry, TimelineEntry};
+use crate::{
+    AccountRow, DeadLetter, DeadLetterStatus, InboundRecord, InboundStatus, InventoryRow, OrderRow,
+    StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task, TaskState,
+};
+
+/// Column `i` of `row`.
+pub(crate) fn get<'r, T>(row: &'r PgRow, i: usize) -> Result<T>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    row.try_get(i)
+        .map_err(|e| Error::Corrupt(format!("column {i}: {e}")))
+}
+
+fn attempts(row: &PgRow, i: usize) -> Result<u32> {
+    crate::codec::attempts(i64::from(get::<i32>(row, i)?))
+}
+
+/// Task columns, in the order [`task_at`] reads them.
+pub(crate) const TASK_COLUMNS: &str = "id, lane, kind, key, dedupe, idempotency_key, payload, \
+     due_at, attempts, blocking, order_id, created_at, last_error, state";
+
+/// Number of columns in [`TASK_COLUMNS`].
+pub(crate) const TASK_WIDTH: usize = 14;
+
+/// A task from [`TASK_COLUMNS`] starting at column `at`.
+pub(crate) fn task_at(row: &PgRow, at: usize) -> Result<Task> {
+    let state: String = get(row, at + 13)?;
+    Ok(Task {
+        id: get(row, at)?,
+        lane: get(row, at + 1)?,
+        kind: get(row, at + 2)?,
+        key: get(row, at + 3)?,
+        dedupe: get(row, at + 4)?,
+        idempotency_key: get(row, at + 5)?,
+        payload: get(row, at + 6)?,
+        due_at: get(row, at + 7)?,
+        attempts: attempts(row, at + 8)?,
+        blocking: get(row, at + 9)?,
+        order_id: get(row, at + 10)?,
+        created_at: get(row, at + 11)?,
+        last_error: get(row, at + 12)?,
+        state: match state.as_str() {
+            "pending" => TaskState::Pending,
+            "leased" => TaskState::Leased,
+            "dead" => TaskState::Dead,
+            other => return Err(Error::Corrupt(format!("task state {other:?}"))),
+        },
+    })
+}
+
+/// A task from [`TASK_COLUMNS`].
+pub(crate) fn task(row: &PgRow) -> Result<Task> {
+    task_at(row, 0)
+}
+
+/// Inbox columns, in the order [`inbound`] reads them.
+pub(crate) const INBOX_COLUMNS: &str =
+    "id, source, message_id, kind, key, received_at, raw, body, status, error";
+
+/// An inbound message from [`INBOX_COLUMNS`].
+pub(crate) fn inbound(row: &PgRow) -> Result<InboundRecord> {
+    let status: String = get(row, 8)?;
+    Ok(InboundRecord {
+        id: get(row, 0)?,
+        source: get(row, 1)?,
+        message_id: get(row, 2)?,
+        kind: get(row, 3)?,
+        key: get(row, 4)?,
+        received_at: get(row, 5)?,
+        raw: get(row, 6)?,
+        body: get(row, 7)?,
+        status: InboundStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("inbound status {status:?}")))?,
+        error: get(row, 9)?,
+    })
+}
+
+/// Event columns, in the order [`event`] reads them.
+pub(crate) const EVENT_COLUMNS: &str =
+    "global_seq, stream, version, kind, payload, occurred_at, recorded_at, causation, correlation";
+
+/// A stored event from [`EVENT_COLUMNS`].
+pub(crate) fn event(row: &PgRow) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        global_seq: get(row, 0)?,
+        stream: get(row, 1)?,
+        version: get(row, 2)?,
+        kind: get(row, 3)?,
+        payload: get(row, 4)?,
+        occurred_at: get(row, 5)?,
+        recorded_at: get(row, 6)?,
+        causation: get(row, 7)?,
+        correlation: get(row, 8)?,
+    })
+}
+
+/// Dead letter columns, in the order [`dead_letter`] reads them.
+pub(crate) const DEAD_LETTER_COLUMNS: &str = "task_id, lane, kind, key, dedupe, idempotency_key, \
+     payload, due_at, attempts, blocking, order_id, task_created_at, last_error, 'dead', \
+     id, class, error, reason, created_at, status, resolution, closed_at";
+
+/// A dead letter from [`DEAD_LETTER_COLUMNS`].
+pub(crate) fn dead_letter(row: &PgRow) -> Result<DeadLetter> {
+    let task = task_at(row, 0)?;
+    let at = TASK_WIDTH;
+    let status: String = get(row, at + 5)?;
+    Ok(DeadLetter {
+        id: get(row, at)?,
+        task,
+        class: get(row, at + 1)?,
+        error: get(row, at + 2)?,
+        reason: get(row, at + 3)?,
+        created_at: get(row, at + 4)?,
+        status: DeadLetterStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("dead letter status {status:?}")))?,
+        resolution: get(row, at + 6)?,
+        closed_at: get(row, at + 7)?,
+    })
+}
+
+/// Order columns, in the order [`order`] reads them.
+pub(crate) const ORDER_COLUMNS: &str = "order_id, sf_id, sf_number, erp_ref, account, channel, \
+     status, total, currency, captured_at, booked_at, shipped_at, delivered_at, invoiced_at, \
+     paid_at, ended_at, updated_at, version, body, sf_synced_status, sf_synced_version, \
+     sf_synced_at";
+
+/// An order row from [`ORDER_COLUMNS`].
+pub(crate) fn order(row: &PgRow) -> Result<OrderRow> {
+    Ok(OrderRow {
+        order_id: get(row, 0)?,
+        sf_id: get(row, 1)?,
+        sf_number: get(row, 2)?,
+        erp_ref: get(row, 3)?,
+        account: get(row, 4)?,
+        channel: get(row, 5)?,
+        status: get(row, 6)?,
+        total: get(row, 7)?,
+        currency: get(row, 8)?,
+        captured_at: get(row, 9)?,
+        booked_at: get(row, 10)?,
+        shipped_at: get(row, 11)?,
+        delivered_at: get(row, 12)?,
+        invoiced_at: get(row, 13)?,
+        paid_at: get(row, 14)?,
+        ended_at: get(row, 15)?,
+        updated_at: get(row, 16)?,
+        version: get(row, 17)?,
+        body: get(row, 18)?,
+        sf_synced_status: get(row, 19)?,
+        sf_synced_version: get(row, 20)?,
+        sf_synced_at: get(row, 21)?,
+    })
+}
+
+/// Inventory columns, in the order [`inventory`] reads them.
+pub(crate) const INVENTORY_COLUMNS: &str =
+    "sku, location, on_hand, reserved, available, as_of, updated_at";
+
+/// An inventory row from [`INVENTORY_COLUMNS`].
+pub(crate) fn inventory(row: &PgRow) -> Result<InventoryRow> {
+    Ok(InventoryRow {
+        sku: get(row, 0)?,
+        location: get(row, 1)?,
+        on_hand: get(row, 2)?,
+        reserved: get(row, 3)?,
+        available: get(row, 4)?,
+        as_of: get(row, 5)?,
+        updated_at: get(row, 6)?,
+    })
+}
+
+/// Account columns, in the order [`account`] reads them.
+pub(crate) const ACCOUNT_COLUMNS: &str = "account_id, sf_id, erp_ref, name, tier, body, updated_at";
+
+/// An account from [`ACCOUNT_COLUMNS`].
+pub(crate) fn account(row: &PgRow) -> Result<AccountRow> {
+    Ok(AccountRow {
+        account_id: get(row, 0)?,
+        sf_id: get(row, 1)?,
+        erp_ref: get(row, 2)?,
+        name: get(row, 3)?,
+        tier: get(row, 4)?,
+        body: get(row, 5)?,
+        updated_at: get(row, 6)?,
+    })
+}
+
+/// Timeline columns, in the order [`timeline`] reads them.
+pub(crate) const TIMELINE_COLUMNS: &str =
+    "id, order_id, at, kind, summary, detail, system, outcome, latency_ms, correlation";
+
+/// A timeline entry from [`TIMELINE_COLUMNS`].
+pub(crate) fn timeline(row: &PgRow) -> Result<StoredTimelineEntry> {
+    Ok(StoredTimelineEntry {
+        id: get(row, 0)?,
+        entry: TimelineEntry {
+            order_id: get(row, 1)?,
+            at: get(row, 2)?,
+            kind: get(row, 3)?,
+            summary: get(row, 4)?,
+            detail: get(row, 5)?,
+            system: get(row, 6)?,
+            outcome: get(row, 7)?,
+            latency_ms: get(row, 8)?,
+            correlation: get(row, 9)?,
+        },
+    })
+}
+
+/// Audit columns, in the order [`audit`] reads them.
+pub(crate) const AUDIT_COLUMNS: &str = "id, at, actor, action, target, detail";
+
+/// An audit record from [`AUDIT_COLUMNS`].
+pub(crate) fn audit(row: &PgRow) -> Result<StoredAuditEntry> {
+    Ok(StoredAuditEntry {
+        id: get(row, 0)?,
+        entry: AuditEntry {
+            at: get(row, 1)?,
+            actor: get(row, 2)?,
+            action: get(row, 3)?,
+            target: get(row, 4)?,
+            detail: get(row, 5)?,
+        },
+    })
+}
+
+/// Maps every row.
+pub(crate) fn all<T>(rows: &[PgRow], map: impl Fn(&PgRow) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(map).collect()
+}
