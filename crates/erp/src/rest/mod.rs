@@ -1,0 +1,3 @@
+//! Generic REST ERP adapter.
+
+pub(crate) mod http;
