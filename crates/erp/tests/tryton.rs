@@ -220,6 +220,22 @@ async fn stub(handler: Handler) -> String {
     url
 }
 
+/// An adapter configuration for a stub at `url`, with its password file in a fresh
+/// directory (returned for clean-up).
+fn stub_adapter_config(url: &str) -> (Config, PathBuf) {
+    let dir = std::env::temp_dir().join(unique("tryton-stub"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password = dir.join("password");
+    std::fs::write(&password, "pw\n").unwrap();
+    let config = Config::from_env_text(&format!(
+        "TRYTON_URL={url}\nTRYTON_DB=stubdb\nTRYTON_USER=crossdock\nTRYTON_PASSWORD_FILE={}\n\
+         TRYTON_WAREHOUSES=WH=5\nTRYTON_PAYMENT_METHOD=1\n",
+        password.display()
+    ))
+    .unwrap();
+    (config, dir)
+}
+
 fn stub_client_config(url: &str) -> ClientConfig {
     ClientConfig {
         url: url.to_owned(),
@@ -329,16 +345,7 @@ async fn malformed_answers_become_precise_errors_not_panics() {
 
     // Through the adapter: a sale whose state is a number is an `unknown` failure that
     // names the method and the field.
-    let dir = std::env::temp_dir().join(unique("tryton-stub"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let password = dir.join("password");
-    std::fs::write(&password, "pw\n").unwrap();
-    let config = Config::from_env_text(&format!(
-        "TRYTON_URL={url}\nTRYTON_DB=stubdb\nTRYTON_USER=crossdock\nTRYTON_PASSWORD_FILE={}\n\
-         TRYTON_WAREHOUSES=WH=5\nTRYTON_PAYMENT_METHOD=1\n",
-        password.display()
-    ))
-    .unwrap();
+    let (config, dir) = stub_adapter_config(&url);
     let erp = Adapter::connect(config, Arc::new(SystemClock))
         .await
         .unwrap();
@@ -405,11 +412,43 @@ async fn server_errors_are_transient_and_throttling_carries_retry_after() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let error = Client::connect(stub_client_config(&format!("http://127.0.0.1:{port}")))
+    let down = format!("http://127.0.0.1:{port}");
+    let error = Client::connect(stub_client_config(&down))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Transport);
     assert_eq!(error.failure_class(), FailureClass::Transient);
+
+    // An adapter can be built while Tryton is down; its calls fail as transient meanwhile.
+    let (config, dir) = stub_adapter_config(&down);
+    let erp = Adapter::new(config, Arc::new(SystemClock)).unwrap();
+    let failure = erp.order("1").await.unwrap_err();
+    assert_eq!(failure.class, FailureClass::Transient, "{failure}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_company_in_another_currency_is_a_configuration_error() {
+    let logins = Arc::new(AtomicU64::new(0));
+    let url = stub(tryton_like(logins, |method, _, _| match method {
+        "model.company.company.read" => Reply::Result(json!([{"id": 1, "currency": 2}])),
+        "model.currency.currency.read" => Reply::Result(json!([{"id": 2, "code": "EUR"}])),
+        _ => Reply::Result(json!([])),
+    }))
+    .await;
+    let (config, dir) = stub_adapter_config(&url);
+    let error = Adapter::connect(config.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config);
+    assert!(error.to_string().contains("EUR"), "{error}");
+    let erp = Adapter::new(config, Arc::new(SystemClock)).unwrap();
+    let failure = erp
+        .availability(&[Sku::new("SKU-0001")], None)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.class, FailureClass::Permanent);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

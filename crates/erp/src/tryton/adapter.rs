@@ -116,7 +116,9 @@ pub struct Adapter {
     config: Config,
     clock: Arc<dyn Clock>,
     currency: Currency,
-    currency_id: i64,
+    /// Tryton id of the company currency, set once the company and the warehouses have been
+    /// checked against the configuration (on `connect`, or on the first call after `new`).
+    currency_id: tokio::sync::OnceCell<i64>,
     products: Mutex<ProductCache>,
     locks: KeyedLocks,
 }
@@ -133,17 +135,52 @@ impl std::fmt::Debug for Adapter {
 }
 
 impl Adapter {
-    /// Logs in, reads the company's currency and checks that the configured warehouses
-    /// are Tryton warehouses.
+    /// An adapter that reaches Tryton only on its first call, so the hub can start while
+    /// Tryton is down (calls fail as transient until it answers).
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid configuration or unknown warehouses, and any client
-    /// error of the calls made.
+    /// [`Error::Config`] for an invalid configuration or an unreadable password file.
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> std::result::Result<Self, Error> {
+        let client = Client::new(config.client_config()?)?;
+        Ok(Self {
+            client,
+            currency: config.currency,
+            config,
+            clock,
+            currency_id: tokio::sync::OnceCell::new(),
+            products: Mutex::new(ProductCache::default()),
+            locks: KeyedLocks::default(),
+        })
+    }
+
+    /// An adapter that has logged in and checked the configuration against Tryton: the
+    /// company currency is the configured one and the warehouses are Tryton warehouses.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration, another currency or unknown
+    /// warehouses, and any client error of the calls made.
     pub async fn connect(
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> std::result::Result<Self, Error> {
-        let client = Client::connect(config.client_config()?).await?;
+        let adapter = Self::new(config, clock)?;
+        adapter.ready().await?;
+        Ok(adapter)
+    }
+
+    /// Checks the company and the warehouses once; returns the currency's Tryton id.
+    async fn ready(&self) -> std::result::Result<i64, Error> {
+        self.currency_id
+            .get_or_try_init(|| self.check_setup())
+            .await
+            .copied()
+    }
+
+    async fn check_setup(&self) -> std::result::Result<i64, Error> {
+        let client = &self.client;
+        if client.context().is_none() {
+            client.login().await?;
+        }
         let company = client
             .context()
             .and_then(|c| c.get("company").and_then(Value::as_i64))
@@ -163,10 +200,13 @@ impl Adapter {
             .ok_or_else(|| Error::malformed("model.currency.currency.read", "no currency record"))?
             .str("code")?
             .to_owned();
-        let currency: Currency = code
-            .parse()
-            .map_err(|e| Error::Config(format!("company currency: {e}")))?;
-        let ids: Vec<i64> = config.warehouses.iter().map(|w| w.id).collect();
+        if code != self.currency.code() {
+            return Err(Error::Config(format!(
+                "the Tryton company works in {code}, the adapter is configured for {}",
+                self.currency
+            )));
+        }
+        let ids: Vec<i64> = self.config.warehouses.iter().map(|w| w.id).collect();
         let found = client
             .search_read(
                 "stock.location",
@@ -182,7 +222,8 @@ impl Adapter {
             .iter()
             .map(|r| r.id())
             .collect::<std::result::Result<_, _>>()?;
-        let missing: Vec<String> = config
+        let missing: Vec<String> = self
+            .config
             .warehouses
             .iter()
             .filter(|w| !found.contains(&w.id))
@@ -194,15 +235,7 @@ impl Adapter {
                 missing.join(", ")
             )));
         }
-        Ok(Self {
-            client,
-            config,
-            clock,
-            currency,
-            currency_id,
-            products: Mutex::new(ProductCache::default()),
-            locks: KeyedLocks::default(),
-        })
+        Ok(currency_id)
     }
 
     /// The JSON-RPC client (for diagnostics and tests).
@@ -215,7 +248,8 @@ impl Adapter {
         &self.config
     }
 
-    /// The company currency; every price and amount is in it.
+    /// The company currency (configured, and checked against Tryton on first contact);
+    /// every price and amount is in it.
     pub fn currency(&self) -> Currency {
         self.currency
     }
@@ -456,6 +490,7 @@ impl Erp for Adapter {
         items: &[PriceRequest],
         on: time::Date,
     ) -> Result<Vec<PriceQuote>> {
+        self.ready().await?;
         self.quote_prices(account, items, on).await
     }
 
@@ -464,6 +499,7 @@ impl Erp for Adapter {
         skus: &[Sku],
         location: Option<&LocationId>,
     ) -> Result<Vec<InventoryLevel>> {
+        self.ready().await?;
         self.stock_levels(skus, location).await
     }
 
@@ -473,6 +509,7 @@ impl Erp for Adapter {
         amount: Decimal,
         currency: Currency,
     ) -> Result<CreditAnswer> {
+        self.ready().await?;
         self.check_credit(account, amount, currency).await
     }
 
@@ -480,6 +517,7 @@ impl Erp for Adapter {
         &self,
         request: &FulfilmentRequest,
     ) -> Result<Vec<FulfilmentOption>> {
+        self.ready().await?;
         self.options_for(request).await
     }
 
@@ -488,6 +526,7 @@ impl Erp for Adapter {
         order: &BookingRequest,
         idempotency_key: &str,
     ) -> Result<BookingConfirmation> {
+        self.ready().await?;
         self.book(order, idempotency_key).await
     }
 
@@ -497,14 +536,17 @@ impl Erp for Adapter {
         reason: &str,
         _idempotency_key: &str,
     ) -> Result<CancelOutcome> {
+        self.ready().await?;
         self.cancel(erp_ref, reason).await
     }
 
     async fn order(&self, erp_ref: &str) -> Result<ErpOrder> {
+        self.ready().await?;
         self.read_order(erp_ref).await
     }
 
     async fn changes(&self, cursor: Option<&str>, limit: usize) -> Result<ChangeBatch> {
+        self.ready().await?;
         self.poll_changes(cursor, limit).await
     }
 
@@ -513,10 +555,12 @@ impl Erp for Adapter {
         account: &Account,
         _idempotency_key: &str,
     ) -> Result<CustomerRef> {
+        self.ready().await?;
         self.sync_customer(account).await
     }
 
     async fn credit_status(&self, account: &AccountId) -> Result<CreditReport> {
+        self.ready().await?;
         self.credit_report(account).await
     }
 
@@ -525,6 +569,7 @@ impl Erp for Adapter {
         request: &ReturnRequest,
         _idempotency_key: &str,
     ) -> Result<ReturnAuthorisation> {
+        self.ready().await?;
         self.authorise_return(request).await
     }
 
@@ -534,14 +579,17 @@ impl Erp for Adapter {
         lines: &[(LineNo, u32)],
         idempotency_key: &str,
     ) -> Result<ReturnReceipt> {
+        self.ready().await?;
         self.receive(erp_rma, lines, idempotency_key).await
     }
 
     async fn issue_credit_memo(&self, erp_rma: &str, idempotency_key: &str) -> Result<CreditMemo> {
+        self.ready().await?;
         self.post_credit_note(erp_rma, idempotency_key).await
     }
 
     async fn issue_refund(&self, credit_memo: &str, idempotency_key: &str) -> Result<Refund> {
+        self.ready().await?;
         self.refund(credit_memo, idempotency_key).await
     }
 }

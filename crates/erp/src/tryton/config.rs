@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crossdock_domain::money::Currency;
 use serde::Deserialize;
 
 use super::client::{ClientConfig, Secret};
@@ -22,6 +23,9 @@ fn default_connect_timeout_secs() -> u64 {
 }
 fn default_feed_overlap_secs() -> u64 {
     5
+}
+fn default_currency() -> Currency {
+    Currency::USD
 }
 fn default_language() -> String {
     "en".to_owned()
@@ -67,6 +71,9 @@ pub struct Config {
     /// `UserWarning` names to skip automatically (exact, or the part after the last `.`).
     #[serde(default)]
     pub accepted_warnings: Vec<String>,
+    /// Currency of the Tryton company (checked on first contact); every amount is in it.
+    #[serde(default = "default_currency")]
+    pub currency: Currency,
     /// Language of Tryton's messages.
     #[serde(default = "default_language")]
     pub language: String,
@@ -172,7 +179,7 @@ impl Config {
     /// Builds a configuration from `KEY=VALUE` lines as written by `scripts/setup/tryton.sh`
     /// into `.tryton/env`: `TRYTON_URL`, `TRYTON_DB`, `TRYTON_USER`, `TRYTON_PASSWORD_FILE`,
     /// `TRYTON_WAREHOUSES` (`NAME=ID,…`, default first), `TRYTON_TAX` (`ID,…`),
-    /// `TRYTON_PAYMENT_METHOD`, optional `TRYTON_PAYMENT_TERM`.
+    /// `TRYTON_PAYMENT_METHOD`, optional `TRYTON_PAYMENT_TERM` and `TRYTON_CURRENCY` (default USD).
     ///
     /// # Errors
     /// [`Error::Config`] naming the missing or malformed key.
@@ -224,6 +231,16 @@ impl Config {
             Some(id) => Some(int("TRYTON_PAYMENT_TERM", id)?),
             None => None,
         };
+        let currency = match vars
+            .get("TRYTON_CURRENCY")
+            .copied()
+            .filter(|v| !v.is_empty())
+        {
+            Some(code) => code
+                .parse()
+                .map_err(|e| Error::Config(format!("TRYTON_CURRENCY: {e}")))?,
+            None => default_currency(),
+        };
         Ok(Self {
             url: get("TRYTON_URL")?.to_owned(),
             database: get("TRYTON_DB")?.to_owned(),
@@ -234,6 +251,7 @@ impl Config {
             payment_method: int("TRYTON_PAYMENT_METHOD", get("TRYTON_PAYMENT_METHOD")?)?,
             payment_term,
             accepted_warnings: Vec::new(),
+            currency,
             language: default_language(),
             timeout_secs: default_timeout_secs(),
             connect_timeout_secs: default_connect_timeout_secs(),

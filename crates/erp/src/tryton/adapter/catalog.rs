@@ -51,7 +51,7 @@ impl Adapter {
                     ("price_list", json!(price_list)),
                     ("customer", json!(party.id)),
                     ("quantity", json!(f64::from(quantity))),
-                    ("currency", json!(self.currency_id)),
+                    ("currency", json!(self.ready().await?)),
                     ("sale_date", value::date(on)),
                 ]);
                 let records = self
