@@ -74,7 +74,7 @@ impl Reply {
                 "Content-Type".into(),
                 "application/json;charset=UTF-8".into(),
             )],
-            body: serde_json::to_vec(body).unwrap_or_default(),
+            body: serde_json::to_vec(&AttributesFirst(body)).unwrap_or_default(),
         }
     }
 
@@ -109,6 +109,35 @@ impl Reply {
             obj.insert("fields".into(), Json::from(f.to_vec()));
         }
         Reply::json(status, &Json::Array(vec![e]))
+    }
+}
+
+/// Serializes JSON with every object's `attributes` key first, as Salesforce writes records.
+struct AttributesFirst<'a>(&'a Json);
+
+impl serde::Serialize for AttributesFirst<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Json::Object(map) => {
+                let mut m = serializer.serialize_map(Some(map.len()))?;
+                if let Some(attributes) = map.get("attributes") {
+                    m.serialize_entry("attributes", &AttributesFirst(attributes))?;
+                }
+                for (k, v) in map.iter().filter(|(k, _)| *k != "attributes") {
+                    m.serialize_entry(k, &AttributesFirst(v))?;
+                }
+                m.end()
+            }
+            Json::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&AttributesFirst(item))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(serializer),
+        }
     }
 }
 
@@ -163,6 +192,14 @@ mod tests {
         assert_eq!(param(&p, "q"), Some("SELECT Id, Name FROM Account"));
         assert_eq!(param(&p, "x"), Some("%ZZ"));
         assert_eq!(percent_decode("%", false), "%");
+    }
+
+    #[test]
+    fn records_are_written_attributes_first() {
+        let body = serde_json::json!([{"Id": "1", "attributes": {"url": "/x", "type": "Account"}, "Amount": 2.5}]);
+        let text = String::from_utf8(Reply::json(200, &body).body).unwrap_or_default();
+        assert!(text.starts_with(r#"[{"attributes":{"#), "{text}");
+        assert_eq!(serde_json::from_str::<Json>(&text).ok(), Some(body));
     }
 
     #[test]

@@ -40,6 +40,11 @@ async fn queries_filter_order_limit_and_follow_parents() {
     assert_eq!(rec["Name"], json!("Ada Lovelace"));
     assert_eq!(rec["Account"]["Name"], json!("Parent Inc"));
     assert_eq!(rec["Account"]["attributes"]["type"], json!("Account"));
+    assert!(
+        r.text.contains(r#""records":[{"attributes":{"#),
+        "records start with attributes: {}",
+        r.text
+    );
     let mut keys: Vec<&String> = rec
         .as_object()
         .map(|o| o.keys().collect())
