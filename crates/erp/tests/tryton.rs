@@ -3,7 +3,8 @@
 //! for answers a healthy server never gives.
 //!
 //! Every test books its own orders (unique references) on its own products, so the tests
-//! run in any order and in parallel against one server.
+//! run in any order and in parallel against one server. Products whose stock the tests
+//! measure are not the ones the ERP conformance suite uses (`SKU-0010`, `SKU-0002`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -654,10 +655,10 @@ async fn booking_the_same_reference_twice_creates_one_sale() {
 #[tokio::test]
 async fn booking_lowers_the_forecast_but_not_the_stock_on_hand() {
     let erp = tryton().await;
-    let (on_hand, forecast) = available(&erp, "SKU-0010", "WH").await;
+    let (on_hand, forecast) = available(&erp, "SKU-0024", "WH").await;
     let booked = erp
         .book_order(
-            &order(&unique("ATP"), "ACC-0005", &[("SKU-0010", 3, "40.00")]),
+            &order(&unique("ATP"), "ACC-0005", &[("SKU-0024", 3, "40.00")]),
             "k",
         )
         .await
@@ -666,12 +667,12 @@ async fn booking_lowers_the_forecast_but_not_the_stock_on_hand() {
     assert_eq!(booked.allocations.len(), 1);
     assert_eq!(booked.allocations[0].quantity, 3);
     assert_eq!(booked.allocations[0].location.as_str(), "WH");
-    let (on_hand_after, forecast_after) = available(&erp, "SKU-0010", "WH").await;
+    let (on_hand_after, forecast_after) = available(&erp, "SKU-0024", "WH").await;
     assert_eq!(forecast_after, forecast - 3);
     assert_eq!(on_hand_after, on_hand);
     // The other warehouse is untouched.
     let levels = erp
-        .availability(&[Sku::new("SKU-0010")], None)
+        .availability(&[Sku::new("SKU-0024")], None)
         .await
         .unwrap();
     let locations: Vec<&str> = levels.iter().map(|l| l.location.as_str()).collect();
@@ -681,14 +682,14 @@ async fn booking_lowers_the_forecast_but_not_the_stock_on_hand() {
 #[tokio::test]
 async fn a_shortage_at_booking_is_reported_as_backorder() {
     let erp = tryton().await;
-    let (_, forecast) = available(&erp, "SKU-0002", "WH").await;
+    let (_, forecast) = available(&erp, "SKU-0025", "WH").await;
     let wanted = u32::try_from(forecast.max(0)).unwrap() + 4;
     let booked = erp
         .book_order(
             &order(
                 &unique("BACK"),
                 "ACC-0006",
-                &[("SKU-0002", wanted, "10.00")],
+                &[("SKU-0025", wanted, "10.00")],
             ),
             "k",
         )
@@ -833,15 +834,6 @@ async fn a_credit_limit_breach_is_permanent_with_trytons_message() {
         CancelOutcome::Cancelled
     );
     assert!(erp.order(&number).await.unwrap().cancelled);
-
-    // Within the limit the same customer books fine.
-    let small = erp
-        .book_order(
-            &order(&unique("CREDIT-OK"), "ACC-0003", &[("SKU-0012", 1, "5.00")]),
-            "k",
-        )
-        .await;
-    assert!(small.is_ok(), "{small:?}");
 }
 
 #[tokio::test]
