@@ -1,0 +1,9 @@
+//! Integration tests of the governed API against a real hub on 127.0.0.1 (temp SQLite store,
+//! engine with loopback downstreams).
+
+mod helpers;
+mod idempotency;
+mod orders;
+mod security;
+mod services;
+mod webhooks;
