@@ -18,7 +18,7 @@ mod feed;
 pub(crate) mod wire;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use adapter::Adapter;
 pub use admin::{
