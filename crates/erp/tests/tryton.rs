@@ -124,6 +124,7 @@ async fn drain_feed(erp: &Adapter, mut cursor: String) -> Vec<crossdock_ports::e
     let mut all = Vec::new();
     for _ in 0..200 {
         let batch = erp.changes(Some(&cursor), 50).await.unwrap();
+        // An empty batch means caught up (pages of quiet records are skipped inside).
         if batch.changes.is_empty() {
             return all;
         }

@@ -31,6 +31,9 @@ const MODELS: [(&str, &str); 4] = [
 
 const CURSOR_VERSION: &str = "v1";
 
+/// Pages of records that produce no change read in one poll before it returns.
+const MAX_QUIET_PAGES: usize = 10;
+
 /// Where a poll continues: the newest stamp reported and the records seen in the overlap
 /// window before it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,16 +126,40 @@ impl Adapter {
         .encode()
     }
 
+    /// Changes after `cursor`. Pages whose records produce no change (draft invoices,
+    /// waiting shipments) are skipped, so an empty batch means the feed is caught up.
     pub(super) async fn poll_changes(
         &self,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<ChangeBatch> {
-        let limit = limit.max(1);
-        let cursor = match cursor {
+        let mut cursor = match cursor {
             Some(text) => Cursor::decode(text)?,
             None => Cursor::default(),
         };
+        for _ in 0..MAX_QUIET_PAGES {
+            let (changes, next, read_any) = self.poll_page(&cursor, limit.max(1)).await?;
+            cursor = next;
+            if !changes.is_empty() || !read_any {
+                return Ok(ChangeBatch {
+                    changes,
+                    cursor: cursor.encode(),
+                });
+            }
+        }
+        // Still only quiet records: hand back the progress made; the next poll goes on.
+        Ok(ChangeBatch {
+            changes: Vec::new(),
+            cursor: cursor.encode(),
+        })
+    }
+
+    /// One page: the changes, the cursor after it, and whether any record was read.
+    async fn poll_page(
+        &self,
+        cursor: &Cursor,
+        limit: usize,
+    ) -> Result<(Vec<ErpChange>, Cursor, bool)> {
         let overlap = i128::from(self.config.feed_overlap_secs) * 1_000_000;
         let from = cursor.since.map_or(0, |s| (s - overlap).max(0));
         let from_at = from_micros(from).unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -179,10 +206,7 @@ impl Adapter {
         candidates.truncate(limit);
 
         let Some(newest) = candidates.iter().map(|t| t.at).max() else {
-            return Ok(ChangeBatch {
-                changes: Vec::new(),
-                cursor: cursor.encode(),
-            });
+            return Ok((Vec::new(), cursor.clone(), false));
         };
         let changes = self.changes_of(&candidates).await?;
 
@@ -195,14 +219,14 @@ impl Adapter {
             .chain(candidates.iter().map(Touched::key))
             .filter(|k| key_micros(k).is_some_and(|at| at >= keep_from))
             .collect();
-        Ok(ChangeBatch {
+        Ok((
             changes,
-            cursor: Cursor {
+            Cursor {
                 since: Some(since),
                 seen,
-            }
-            .encode(),
-        })
+            },
+            true,
+        ))
     }
 
     /// The sales the touched records belong to.
