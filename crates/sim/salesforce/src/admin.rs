@@ -48,14 +48,35 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
             Ok(Reply::json(200, &json!({"daily_api_requests": max})))
         }),
         ("GET", ["credentials"]) => Ok(credentials(shared)),
-        ("POST", ["tokens"]) => Ok(Reply::json(
-            201,
-            &json!({"access_token": auth::issue_token(shared)}),
-        )),
-        ("POST", ["tokens", "refresh"]) => Ok(Reply::json(
-            201,
-            &json!({"refresh_token": auth::issue_refresh_token(shared)}),
-        )),
+        ("POST", ["tokens"]) => body_json(body).and_then(|b| {
+            let (token, user) = match b.get("username") {
+                None | Some(Json::Null) => (auth::issue_token(shared), shared.user_id18.clone()),
+                Some(Json::String(name)) => {
+                    auth::issue_token_for(shared, name).map_err(|e| bad(&e))?
+                }
+                Some(_) => return Err(bad("username must be a string")),
+            };
+            Ok(Reply::json(
+                201,
+                &json!({"access_token": token, "user_id": user}),
+            ))
+        }),
+        ("POST", ["tokens", "refresh"]) => body_json(body).and_then(|b| {
+            let user = match b.get("username") {
+                None | Some(Json::Null) => shared.user_id15().to_string(),
+                Some(Json::String(name)) => {
+                    let now = shared.clock.now_ms();
+                    lock(&shared.org)
+                        .ensure_user(name, now)
+                        .map_err(|e| bad(&e))?
+                }
+                Some(_) => return Err(bad("username must be a string")),
+            };
+            Ok(Reply::json(
+                201,
+                &json!({"refresh_token": auth::issue_refresh_token_as(shared, &user), "user_id": ids::to18(&user)}),
+            ))
+        }),
         ("POST", ["tokens", "expire"]) => Ok(Reply::json(
             200,
             &json!({"expired": auth::expire_all(shared)}),
@@ -109,11 +130,10 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
             if !pem.contains("-----BEGIN") {
                 Err(bad("body must be a PEM certificate or public key"))
             } else {
-                lock(&shared.auth).jwt_keys.push(pem);
-                Ok(Reply::json(
-                    201,
-                    &json!({"keys": lock(&shared.auth).jwt_keys.len()}),
-                ))
+                let mut auth = lock(&shared.auth);
+                auth.jwt_keys.push(pem);
+                auth.revision += 1;
+                Ok(Reply::json(201, &json!({"keys": auth.jwt_keys.len()})))
             }
         }
         _ => Err(Reply::json(
@@ -269,6 +289,7 @@ fn add_field(shared: &Shared, b: &Json) -> Result<Reply, Reply> {
         field.unique = true;
     }
     org.meta.objects[obj].add_field(field);
+    org.touch();
     let (schema, _) = change_schema(&org.meta.objects[obj]);
     let id = org.events.register_schema(schema.clone());
     debug_assert_eq!(id, schema_id(&schema));

@@ -9,7 +9,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
 use serde_json::{Value as Json, json};
 
+use crate::ids;
 use crate::state::{Session, Shared, lock};
+use crate::store::UserProfile;
 use crate::util::{Reply, param, parse_form, xml_element, xml_escape};
 
 const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
@@ -24,8 +26,13 @@ fn random_text(len: usize) -> String {
         .collect()
 }
 
-/// Issues a new access token valid for the configured TTL.
+/// Issues a new access token of the integration user, valid for the configured TTL.
 pub fn issue_token(shared: &Shared) -> String {
+    issue_token_as(shared, shared.user_id15())
+}
+
+/// Issues a new access token acting as the user `user15` (15-character id of a User record).
+pub fn issue_token_as(shared: &Shared, user15: &str) -> String {
     let token = format!("{}!AQ{}", shared.org_id15(), random_text(96));
     let ttl_ms =
         i64::try_from(shared.config.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -36,24 +43,59 @@ pub fn issue_token(shared: &Shared) -> String {
     if auth.sessions.len() >= 1_000 {
         auth.sessions.retain(|_, s| s.expires_ms > now);
     }
-    auth.sessions.insert(token.clone(), Session { expires_ms });
+    auth.sessions.insert(
+        token.clone(),
+        Session {
+            expires_ms,
+            user_id: user15.to_string(),
+        },
+    );
+    auth.revision += 1;
     token
 }
 
-/// Issues a refresh token, as an interactive (web-server) authorization would.
+/// Issues an access token acting as the user `username`, creating that User (active, with the
+/// integration user's permissions) when the org has none. Returns the token and the user's
+/// 18-character id.
+///
+/// # Errors
+/// A message when `username` is not shaped like an e-mail address.
+pub fn issue_token_for(shared: &Shared, username: &str) -> Result<(String, String), String> {
+    let now = shared.clock.now_ms();
+    let user15 = lock(&shared.org).ensure_user(username, now)?;
+    Ok((issue_token_as(shared, &user15), ids::to18(&user15)))
+}
+
+/// Issues a refresh token of the integration user, as an interactive (web-server)
+/// authorization would.
 pub fn issue_refresh_token(shared: &Shared) -> String {
+    issue_refresh_token_as(shared, shared.user_id15())
+}
+
+/// Issues a refresh token acting as the user `user15`.
+pub fn issue_refresh_token_as(shared: &Shared, user15: &str) -> String {
     let refresh = format!("5Aep{}", random_text(80));
-    lock(&shared.auth).refresh_tokens.insert(refresh.clone());
+    let mut auth = lock(&shared.auth);
+    auth.refresh_tokens
+        .insert(refresh.clone(), user15.to_string());
+    auth.revision += 1;
     refresh
 }
 
-/// Whether `token` is a live session.
-pub fn token_valid(shared: &Shared, token: &str) -> bool {
+/// The 15-character id of the user a live session acts as; `None` when `token` is unknown
+/// or expired.
+pub fn session_user(shared: &Shared, token: &str) -> Option<String> {
     let now = shared.clock.now_ms();
     lock(&shared.auth)
         .sessions
         .get(token)
-        .is_some_and(|s| s.expires_ms > now)
+        .filter(|s| s.expires_ms > now)
+        .map(|s| s.user_id.clone())
+}
+
+/// Whether `token` is a live session.
+pub fn token_valid(shared: &Shared, token: &str) -> bool {
+    session_user(shared, token).is_some()
 }
 
 /// Expires every access token (refresh tokens stay valid).
@@ -61,6 +103,7 @@ pub fn expire_all(shared: &Shared) -> usize {
     let mut auth = lock(&shared.auth);
     let n = auth.sessions.len();
     auth.sessions.clear();
+    auth.revision += 1;
     n
 }
 
@@ -71,9 +114,9 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
     )
 }
 
-fn token_reply(shared: &Shared, base: &str, refresh: Option<String>) -> Reply {
-    let token = issue_token(shared);
-    let id = shared.identity_url(base);
+fn token_reply(shared: &Shared, base: &str, user15: &str, refresh: Option<String>) -> Reply {
+    let token = issue_token_as(shared, user15);
+    let id = shared.identity_url_of(base, &ids::to18(user15));
     let issued_at = shared.clock.now_ms().to_string();
     let key = ring::hmac::Key::new(
         ring::hmac::HMAC_SHA256,
@@ -145,7 +188,7 @@ pub fn token_endpoint(
     };
     match param(&form, "grant_type") {
         Some("client_credentials") => match check_client(true) {
-            Ok(()) => token_reply(shared, base, None),
+            Ok(()) => token_reply(shared, base, shared.user_id15(), None),
             Err(e) => e,
         },
         Some("password") => {
@@ -160,23 +203,23 @@ pub fn token_endpoint(
                 return oauth_error(400, "invalid_grant", "authentication failure");
             }
             // Salesforce's username-password flow never returns a refresh token.
-            token_reply(shared, base, None)
+            token_reply(shared, base, shared.user_id15(), None)
         }
         Some("refresh_token") => {
             if let Err(e) = check_client(false) {
                 return e;
             }
-            let known = param(&form, "refresh_token")
-                .is_some_and(|r| lock(&shared.auth).refresh_tokens.contains(r));
-            if !known {
+            let user = param(&form, "refresh_token")
+                .and_then(|r| lock(&shared.auth).refresh_tokens.get(r).cloned());
+            let Some(user) = user else {
                 return oauth_error(400, "invalid_grant", "expired access/refresh token");
-            }
-            token_reply(shared, base, None)
+            };
+            token_reply(shared, base, &user, None)
         }
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
             let assertion = param(&form, "assertion").unwrap_or_default();
             match verify_jwt(shared, base, assertion) {
-                Ok(()) => token_reply(shared, base, None),
+                Ok(user) => token_reply(shared, base, &user, None),
                 Err((error, description)) => oauth_error(400, error, &description),
             }
         }
@@ -189,6 +232,8 @@ fn b64url(part: &str) -> Option<Vec<u8>> {
 }
 
 /// Verifies an RS256 JWT bearer assertion against the configured keys and the credentials.
+/// The subject is the integration user or any other user of the org, by username. Returns
+/// the 15-character id of that user.
 ///
 /// # Errors
 /// `(error, description)` as the token endpoint reports them.
@@ -196,7 +241,7 @@ pub fn verify_jwt(
     shared: &Shared,
     base: &str,
     assertion: &str,
-) -> Result<(), (&'static str, String)> {
+) -> Result<String, (&'static str, String)> {
     let bad = |d: &str| ("invalid_grant", d.to_string());
     let parts: Vec<&str> = assertion.split('.').collect();
     let [h, c, s] = parts.as_slice() else {
@@ -224,9 +269,17 @@ pub fn verify_jwt(
     if claims.get("iss").and_then(Json::as_str) != Some(creds.client_id.as_str()) {
         return Err(("invalid_client_id", "client identifier invalid".into()));
     }
-    if claims.get("sub").and_then(Json::as_str) != Some(creds.username.as_str()) {
+    let sub = claims.get("sub").and_then(Json::as_str).unwrap_or_default();
+    let user = if sub == creds.username {
+        Some(shared.user_id15().to_string())
+    } else if sub.is_empty() {
+        None
+    } else {
+        lock(&shared.org).find_user(sub)
+    };
+    let Some(user) = user else {
         return Err(bad("user hasn't approved this consumer"));
-    }
+    };
     let aud_ok = |a: &str| {
         let a = a.trim_end_matches('/');
         a == base
@@ -255,7 +308,7 @@ pub fn verify_jwt(
     if exp_ms < now {
         return Err(bad("expired authorization code"));
     }
-    Ok(())
+    Ok(user)
 }
 
 /// Checks an RS256 signature with a PEM certificate or public key.
@@ -274,34 +327,44 @@ pub fn verify_rs256(pem: &str, message: &[u8], signature: &[u8]) -> bool {
     false
 }
 
-/// `GET /services/oauth2/userinfo`.
-pub fn userinfo(shared: &Shared, base: &str) -> Reply {
-    let creds = &shared.config.credentials;
+fn profile(shared: &Shared, user15: &str) -> Option<UserProfile> {
+    lock(&shared.org).user_profile(user15)
+}
+
+fn bad_token() -> Reply {
+    Reply::json(403, &json!({"error": "Bad_OAuth_Token"}))
+}
+
+/// `GET /services/oauth2/userinfo` for the token's user `user15`.
+pub fn userinfo(shared: &Shared, base: &str, user15: &str) -> Reply {
+    let Some(p) = profile(shared, user15) else {
+        return bad_token();
+    };
     Reply::json(
         200,
         &json!({
-            "sub": shared.identity_url(base),
-            "user_id": shared.user_id18,
+            "sub": shared.identity_url_of(base, &p.id),
+            "user_id": p.id,
             "organization_id": shared.org_id18,
-            "preferred_username": creds.username,
-            "nickname": "integ",
-            "name": "Integration User",
-            "email": creds.username,
+            "preferred_username": p.username,
+            "nickname": p.alias,
+            "name": p.name,
+            "email": p.email,
             "email_verified": true,
-            "given_name": "Integration",
-            "family_name": "User",
+            "given_name": p.first_name,
+            "family_name": p.last_name,
             "zoneinfo": "GMT",
             "locale": "en_US",
             "language": "en_US",
             "user_type": "STANDARD",
             "active": true,
             "is_app_installed": true,
-            "urls": urls(shared, base),
+            "urls": urls(shared, base, &p.id),
         }),
     )
 }
 
-fn urls(shared: &Shared, base: &str) -> Json {
+fn urls(shared: &Shared, base: &str, user18: &str) -> Json {
     let v = format!("{}.0", shared.config.max_api_version);
     json!({
         "enterprise": format!("{base}/services/Soap/c/{v}/{}", shared.org_id18),
@@ -311,34 +374,36 @@ fn urls(shared: &Shared, base: &str) -> Json {
         "search": format!("{base}/services/data/v{{version}}/search/"),
         "query": format!("{base}/services/data/v{{version}}/query/"),
         "recent": format!("{base}/services/data/v{{version}}/recent/"),
-        "profile": format!("{base}/{}", shared.user_id18),
+        "profile": format!("{base}/{user18}"),
     })
 }
 
-/// `GET /id/<org>/<user>`: the identity service.
-pub fn identity(shared: &Shared, base: &str) -> Reply {
-    let creds = &shared.config.credentials;
+/// `GET /id/<org>/<user>`: the identity service, for the token's user `user15`.
+pub fn identity(shared: &Shared, base: &str, user15: &str) -> Reply {
+    let Some(p) = profile(shared, user15) else {
+        return bad_token();
+    };
     Reply::json(
         200,
         &json!({
-            "id": shared.identity_url(base),
+            "id": shared.identity_url_of(base, &p.id),
             "asserted_user": true,
-            "user_id": shared.user_id18,
+            "user_id": p.id,
             "organization_id": shared.org_id18,
-            "username": creds.username,
-            "nick_name": "integ",
-            "display_name": "Integration User",
-            "email": creds.username,
+            "username": p.username,
+            "nick_name": p.alias,
+            "display_name": p.name,
+            "email": p.email,
             "email_verified": true,
-            "first_name": "Integration",
-            "last_name": "User",
+            "first_name": p.first_name,
+            "last_name": p.last_name,
             "timezone": "GMT",
             "active": true,
             "user_type": "STANDARD",
             "language": "en_US",
             "locale": "en_US",
             "utcOffset": 0,
-            "urls": urls(shared, base),
+            "urls": urls(shared, base, &p.id),
         }),
     )
 }

@@ -1,7 +1,7 @@
 //! Change Data Capture and platform events: Avro schemas derived from the org metadata, the
 //! change events every committed write produces, and the retained event log with replay ids.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -345,6 +345,25 @@ fn put_header(out: &mut Vec<u8>, h: &Header<'_>) {
 /// A schema id and the schema position of each object field (`None`: not in the schema).
 pub type SchemaPositions = (String, Vec<Option<usize>>);
 
+/// A copy of everything the event log persists.
+#[derive(Debug, Clone)]
+pub struct EventsSnapshot {
+    /// Retained events, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// Every schema handed out, by id (retained events may use older ones).
+    pub schemas: BTreeMap<String, String>,
+    /// Latest replay id issued.
+    pub latest: u64,
+    /// Replay ids up to this one are no longer valid.
+    pub trimmed_upto: u64,
+    /// Last `commitNumber`.
+    pub commit_number: i64,
+    /// Seed of the generator behind replay-id steps, transaction keys and event uuids.
+    pub rng_seed: [u8; 32],
+    /// Position of that generator in its stream.
+    pub rng_word_pos: u128,
+}
+
 /// The retained events, schemas and replay-id sequence.
 pub struct EventLog {
     events: VecDeque<StoredEvent>,
@@ -357,6 +376,8 @@ pub struct EventLog {
     commit_number: i64,
     rng: ChaCha8Rng,
     notify: watch::Sender<u64>,
+    /// Moves whenever events, schemas or the replay window change.
+    revision: u64,
 }
 
 impl EventLog {
@@ -375,7 +396,75 @@ impl EventLog {
             commit_number: 10_000_000 + i64::try_from(seed % 1_000_000).unwrap_or(0),
             rng,
             notify,
+            revision: 0,
         }
+    }
+
+    /// Copies the log's persistent state.
+    pub fn snapshot(&self) -> EventsSnapshot {
+        EventsSnapshot {
+            events: self.events.iter().cloned().collect(),
+            schemas: self
+                .schemas
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            latest: self.latest,
+            trimmed_upto: self.trimmed_upto,
+            commit_number: self.commit_number,
+            rng_seed: self.rng.get_seed(),
+            rng_word_pos: self.rng.get_word_pos(),
+        }
+    }
+
+    /// Rebuilds a log from a snapshot; events live `retention_ms`.
+    ///
+    /// # Errors
+    /// A message when replay ids do not increase, fall outside the valid window, or an event's
+    /// schema is unknown.
+    pub fn restore(s: EventsSnapshot, retention_ms: i64) -> Result<EventLog, String> {
+        if s.trimmed_upto > s.latest {
+            return Err(format!(
+                "trimmed_upto {} is past the latest replay id {}",
+                s.trimmed_upto, s.latest
+            ));
+        }
+        let mut previous = s.trimmed_upto;
+        for e in &s.events {
+            if e.replay_id <= previous || e.replay_id > s.latest {
+                return Err(format!(
+                    "replay id {} is out of order (after {previous}, latest {})",
+                    e.replay_id, s.latest
+                ));
+            }
+            if !s.schemas.contains_key(&e.schema_id) {
+                return Err(format!(
+                    "event {} uses unknown schema {}",
+                    e.replay_id, e.schema_id
+                ));
+            }
+            previous = e.replay_id;
+        }
+        let mut rng = ChaCha8Rng::from_seed(s.rng_seed);
+        rng.set_word_pos(s.rng_word_pos);
+        let (notify, _) = watch::channel(s.latest);
+        Ok(EventLog {
+            events: s.events.into(),
+            schemas: s.schemas.into_iter().collect(),
+            change_schemas: HashMap::new(),
+            latest: s.latest,
+            trimmed_upto: s.trimmed_upto,
+            retention_ms,
+            commit_number: s.commit_number,
+            rng,
+            notify,
+            revision: 0,
+        })
+    }
+
+    /// A value that changes whenever events, schemas or the replay window change.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// A receiver woken whenever events are appended.
@@ -414,7 +503,10 @@ impl EventLog {
     /// Registers a schema, returning its id.
     pub fn register_schema(&mut self, schema: String) -> String {
         let id = schema_id(&schema);
-        self.schemas.entry(id.clone()).or_insert(schema);
+        if !self.schemas.contains_key(&id) {
+            self.schemas.insert(id.clone(), schema);
+            self.revision += 1;
+        }
         id
     }
 
@@ -464,6 +556,7 @@ impl EventLog {
         now: i64,
     ) -> u64 {
         self.latest += 1 + self.rng.random_range(0..4u64);
+        self.revision += 1;
         let replay_id = self.latest;
         self.events.push_back(StoredEvent {
             replay_id,
@@ -491,6 +584,9 @@ impl EventLog {
                 n += 1;
             }
         }
+        if n > 0 {
+            self.revision += 1;
+        }
         n
     }
 
@@ -503,6 +599,7 @@ impl EventLog {
             n += 1;
         }
         self.trimmed_upto = self.trimmed_upto.max(limit.min(self.latest));
+        self.revision += 1;
         n
     }
 

@@ -27,4 +27,21 @@ impl Clock {
     pub fn advance(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
     }
+
+    /// How far the clock runs ahead of wall time, ms.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// A clock running `offset_ms` ahead of wall time, never behind `not_before_ms` (a restored
+    /// org's clock must not go back when the machine's clock did).
+    pub fn resumed(offset_ms: i64, not_before_ms: i64) -> Clock {
+        let clock = Clock::default();
+        clock.advance(offset_ms);
+        let behind = not_before_ms.saturating_sub(clock.now_ms());
+        if behind > 0 {
+            clock.advance(behind);
+        }
+        clock
+    }
 }

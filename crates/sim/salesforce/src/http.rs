@@ -116,9 +116,9 @@ async fn entry(State(app): State<App>, req: Request<Body>) -> Response {
             )
         }
     } else if trimmed == "/services/oauth2/userinfo" {
-        match bearer(&parts.headers) {
-            Some(t) if auth::token_valid(shared, &t) => auth::userinfo(shared, base),
-            _ => Reply::json(403, &json!({"error": "Bad_OAuth_Token"})),
+        match bearer(&parts.headers).and_then(|t| auth::session_user(shared, &t)) {
+            Some(user) => auth::userinfo(shared, base, &user),
+            None => Reply::json(403, &json!({"error": "Bad_OAuth_Token"})),
         }
     } else if trimmed == "/services/oauth2/revoke" {
         Reply::empty(200)
@@ -126,9 +126,9 @@ async fn entry(State(app): State<App>, req: Request<Body>) -> Response {
         let q = crate::util::parse_form(parts.uri.query().unwrap_or_default());
         let token = bearer(&parts.headers)
             .or_else(|| crate::util::param(&q, "oauth_token").map(str::to_string));
-        match token {
-            Some(t) if auth::token_valid(shared, &t) => auth::identity(shared, base),
-            _ => Reply::json(403, &json!({"error": "Bad_OAuth_Token"})),
+        match token.and_then(|t| auth::session_user(shared, &t)) {
+            Some(user) => auth::identity(shared, base, &user),
+            None => Reply::json(403, &json!({"error": "Bad_OAuth_Token"})),
         }
     } else if let Some(ver) = path.strip_prefix("/services/Soap/u/") {
         let version = ver.split('/').next().unwrap_or("59.0").to_string();
@@ -178,15 +178,14 @@ async fn data(app: &App, method: &str, pq: &str, headers: &HeaderMap, body: Vec<
         let info = shared.limit_info();
         r.with_header("Sforce-Limit-Info", info)
     };
-    let session_ok = bearer(headers).is_some_and(|t| auth::token_valid(shared, &t));
-    if !session_ok {
+    let Some(user) = bearer(headers).and_then(|t| auth::session_user(shared, &t)) else {
         return with_limits(Reply::error(
             401,
             "INVALID_SESSION_ID",
             "Session expired or invalid",
             None,
         ));
-    }
+    };
     let Some(call) = rest::parse_call(
         method,
         pq,
@@ -271,7 +270,7 @@ async fn data(app: &App, method: &str, pq: &str, headers: &HeaderMap, body: Vec<
     let now = shared.clock.now_ms();
     let reply = {
         let mut org = lock(&shared.org);
-        let mut txn = Txn::begin(&mut org, now, origin);
+        let mut txn = Txn::begin(&mut org, now, origin).as_user(&user);
         let reply = rest::dispatch(shared, &mut txn, &call);
         if reply.status < 400 {
             txn.commit();

@@ -4,11 +4,12 @@
 //! Data Capture and platform events — plus fault knobs and an admin API for tests.
 //!
 //! Start one with [`Simulator::start`]; the returned [`Handle`] tells clients where to connect
-//! and what to trust, exposes the org's state to tests and stops the simulator.
+//! and what to trust, exposes the org's state to tests and stops the simulator. With a
+//! configured data folder the org survives restarts ([`persist`]).
 //!
 //! Modules: [`meta`] declares every object; [`store`] holds records and runs DML; [`soql`]
 //! parses and runs queries; [`rest`] and [`auth`] serve HTTP; [`cdc`] and [`pubsub`] produce
-//! and deliver events; [`admin`] is the `/__sim/` API.
+//! and deliver events; [`admin`] is the `/__sim/` API; [`persist`] saves and restores the org.
 
 pub mod admin;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod meta;
+pub mod persist;
 pub mod pubsub;
 pub mod rest;
 pub mod soql;

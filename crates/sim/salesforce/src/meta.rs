@@ -220,7 +220,8 @@ impl FieldDef {
             "referenceTo": self.reference_to,
             "relationshipName": self.relationship_name,
             "restrictedPicklist": self.restricted,
-            "defaultValue": self.default_value,
+            // Checkboxes default to false; other fields name their default, if any.
+            "defaultValue": if self.ty == FieldType::Boolean { json!(false) } else { json!(self.default_value) },
             "picklistValues": self.picklist.iter().map(|v| json!({
                 "value": v, "label": v, "active": true,
                 "defaultValue": self.default_value.as_deref() == Some(v.as_str()),
@@ -769,6 +770,9 @@ pub fn standard() -> Metadata {
         f("Credit_Memo_Number__c", T::String),
         f("Hub_Synced_At__c", T::DateTime),
         f("Sales_Channel__c", T::String),
+        // Set by Salesforce users to ask for a cancellation; the hub listens for them in CDC.
+        f("Cancel_Requested__c", T::Boolean),
+        f("Cancel_Reason__c", T::String).len(255),
     ]);
     objects.push(ObjectDef::new("Order", "801", true, order));
 

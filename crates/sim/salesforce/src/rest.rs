@@ -189,7 +189,7 @@ pub fn dispatch(shared: &Shared, txn: &mut Txn<'_>, call: &Call) -> Reply {
     let m = call.method.as_str();
     match s.as_slice() {
         [] => match m {
-            "GET" => resources(shared, call),
+            "GET" => resources(shared, call, txn.user()),
             _ => method_not_allowed(m, "GET"),
         },
         ["limits"] => match m {
@@ -218,7 +218,7 @@ pub fn dispatch(shared: &Shared, txn: &mut Txn<'_>, call: &Call) -> Reply {
     }
 }
 
-fn resources(shared: &Shared, call: &Call) -> Reply {
+fn resources(shared: &Shared, call: &Call, user15: &str) -> Reply {
     let v = &call.version;
     let p = |r: &str| format!("/services/data/v{v}/{r}");
     Reply::json(
@@ -231,7 +231,7 @@ fn resources(shared: &Shared, call: &Call) -> Reply {
             "limits": p("limits"), "query": p("query"), "queryAll": p("queryAll"),
             "recent": p("recent"), "sobjects": p("sobjects"), "actions": p("actions"),
             "uiapi": p("ui-api"), "commerce": p("commerce"),
-            "identity": shared.identity_url(&shared.base_url),
+            "identity": shared.identity_url_of(&shared.base_url, &ids::to18(user15)),
         }),
     )
 }
@@ -425,10 +425,11 @@ fn publish_event(shared: &Shared, txn: &mut Txn<'_>, call: &Call, obj: usize) ->
         }
     }
     let now = shared.clock.now_ms();
+    let user = ids::to18(txn.user());
     let replay = txn
         .org
         .events
-        .publish_platform_values(&def, &values, &shared.user_id18, now);
+        .publish_platform_values(&def, &values, &user, now);
     let id = ids::to18(&ids::make15(&def.key_prefix, replay));
     Reply::json(201, &json!({"id": id, "success": true, "errors": []}))
 }

@@ -15,6 +15,7 @@ use crate::cdc::EventLog;
 use crate::clock::Clock;
 use crate::config::{Config, Credentials, Faults};
 use crate::http::{self, App};
+use crate::persist::{self, Persister};
 use crate::state::{AuthState, Cursors, FaultState, Shared, Usage, lock};
 use crate::store::{Org, Txn};
 use crate::{auth, ids, meta, pubsub, soql, tls};
@@ -40,6 +41,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The saved org in the data folder cannot be restored.
+    #[error(transparent)]
+    State(#[from] persist::PersistError),
 }
 
 /// Entry point.
@@ -56,8 +60,13 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 impl Simulator {
     /// Starts the simulator: binds the listeners, generates TLS material, seeds the org.
     ///
+    /// With a configured data folder the TLS material found there is reused and the org saved
+    /// in `org.json` is restored (then saved again every few seconds and on shutdown), so a
+    /// restarted simulator continues where it stopped.
+    ///
     /// # Errors
-    /// [`Error`] when a port is taken, the data folder is not writable or the config is invalid.
+    /// [`Error`] when a port is taken, the data folder is not writable, the saved org is
+    /// damaged or the config is invalid.
     pub async fn start(config: Config) -> Result<Handle, Error> {
         config.faults.validate().map_err(Error::Config)?;
         if config.max_api_version < 40 {
@@ -74,7 +83,16 @@ impl Simulator {
                 )
             }
         };
-        let material = tls::generate(&data_dir)?;
+        let material = if owned_dir {
+            tls::generate(&data_dir)?
+        } else {
+            tls::load_or_generate(&data_dir)?
+        };
+        let persister = (!owned_dir).then(|| Arc::new(Persister::new(&data_dir, &config)));
+        let restored = match &persister {
+            Some(p) => p.load(&config)?,
+            None => None,
+        };
         let rest_listener = bind(SocketAddr::new(config.host, config.port)).await?;
         let grpc_listener = bind(SocketAddr::new(config.host, config.grpc_port)).await?;
         let http_listener = match config.http_port {
@@ -95,29 +113,38 @@ impl Simulator {
         };
         let base_url = format!("https://{rest_addr}");
 
-        let clock = Clock::default();
-        let retention_ms =
-            i64::try_from(config.retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let events = EventLog::new(config.seed, retention_ms);
-        let org = Org::new(
-            meta::standard(),
-            &config.org_name,
-            &config.credentials.username,
-            clock.now_ms(),
-            events,
-        );
+        let restored_org = restored.is_some();
+        let (org, auth_state, usage, clock) = match restored {
+            Some(r) => (r.org, r.auth, r.usage, r.clock),
+            None => {
+                let clock = Clock::default();
+                let retention_ms =
+                    i64::try_from(config.retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+                let events = EventLog::new(config.seed, retention_ms);
+                let org = Org::new(
+                    meta::standard(),
+                    &config.org_name,
+                    &config.credentials.username,
+                    clock.now_ms(),
+                    events,
+                );
+                let auth_state = AuthState {
+                    jwt_keys: config.jwt_keys.clone(),
+                    ..AuthState::default()
+                };
+                let usage = Usage {
+                    max: config.daily_api_limit,
+                    ..Usage::default()
+                };
+                (org, auth_state, usage, clock)
+            }
+        };
         let org_id18 = ids::to18(&org.org_id);
         let user_id18 = ids::to18(&org.user_id);
         let shared = Arc::new(Shared {
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
-            usage: Mutex::new(Usage {
-                max: config.daily_api_limit,
-                ..Usage::default()
-            }),
-            auth: Mutex::new(AuthState {
-                jwt_keys: config.jwt_keys.clone(),
-                ..AuthState::default()
-            }),
+            usage: Mutex::new(usage),
+            auth: Mutex::new(auth_state),
             cursors: Mutex::new(Cursors::default()),
             org: Mutex::new(org),
             clock,
@@ -126,6 +153,9 @@ impl Simulator {
             user_id18,
             config,
         });
+        if restored_org && let Some(p) = &persister {
+            p.mark_saved(&shared);
+        }
         let token = auth::issue_token(&shared);
 
         let shutdown = CancellationToken::new();
@@ -178,8 +208,15 @@ impl Simulator {
                 tracing::error!(%error, "Pub/Sub API server stopped");
             }
         });
+        if let Some(p) = &persister {
+            tracker.spawn(persist::run(
+                Arc::clone(p),
+                shared.clone(),
+                shutdown.clone(),
+            ));
+        }
         tracker.close();
-        tracing::info!(base_url = %base_url, grpc = %grpc_addr, "Salesforce simulator started");
+        tracing::info!(base_url = %base_url, grpc = %grpc_addr, restored = restored_org, "Salesforce simulator started");
         Ok(Handle {
             shared,
             base_url,
@@ -188,6 +225,8 @@ impl Simulator {
             ca_path: material.ca_path,
             grpc_task,
             data_dir: owned_dir.then_some(data_dir),
+            persister,
+            restored: restored_org,
             token,
             shutdown,
             tracker,
@@ -203,7 +242,11 @@ pub struct Handle {
     grpc_addr: SocketAddr,
     ca_path: PathBuf,
     grpc_task: tokio::task::JoinHandle<()>,
+    /// A temporary folder to remove at the end (none when the data folder was configured).
     data_dir: Option<PathBuf>,
+    /// Saves the org when a data folder was configured.
+    persister: Option<Arc<Persister>>,
+    restored: bool,
     token: String,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -245,9 +288,37 @@ impl Handle {
         &self.token
     }
 
-    /// Issues a fresh access token.
+    /// Issues a fresh access token of the integration user.
     pub fn issue_token(&self) -> String {
         auth::issue_token(&self.shared)
+    }
+
+    /// Issues an access token acting as another user, e.g. a sales rep, so that the changes
+    /// it makes carry that user in `CreatedById`/`LastModifiedById` and in the change events'
+    /// `commitUser`. The User record is created (active, holding the same permissions as the
+    /// integration user) when the org has no user with this username.
+    ///
+    /// # Errors
+    /// A message when `username` is not shaped like an e-mail address.
+    pub fn issue_token_for(&self, username: &str) -> Result<String, String> {
+        auth::issue_token_for(&self.shared, username).map(|(token, _)| token)
+    }
+
+    /// The 18-character id of the user with this username, when the org has one.
+    pub fn user_id_for(&self, username: &str) -> Option<String> {
+        lock(&self.shared.org)
+            .find_user(username)
+            .map(|id| ids::to18(&id))
+    }
+
+    /// The file the org is saved to, when a data folder was configured.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.persister.as_deref().map(Persister::path)
+    }
+
+    /// Whether the org was restored from a saved state at start.
+    pub fn restored(&self) -> bool {
+        self.restored
     }
 
     /// Issues a refresh token (as an interactive authorization of the connected app would).
@@ -319,7 +390,8 @@ impl Handle {
         lock(&self.shared.auth).jwt_keys.push(pem.to_string());
     }
 
-    /// Stops the listeners and waits for connections to close.
+    /// Stops the listeners, waits for connections to close and, with a data folder, saves the
+    /// org (failures are logged).
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         // Clients that keep HTTP/2 connections open would hold a graceful gRPC shutdown
@@ -331,6 +403,18 @@ impl Handle {
             self.grpc_task.abort();
             self.tracker.wait().await;
         }
+        if let Some(p) = &self.persister {
+            p.save(&self.shared).await;
+        }
+        // Drop removes a temporary data folder.
+    }
+}
+
+impl Drop for Handle {
+    /// Dropping a handle without [`Handle::shutdown`] stops the listeners and the saver at
+    /// once, without a final save — as a crash would (the last periodic save survives).
+    fn drop(&mut self) {
+        self.shutdown.cancel();
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -1,7 +1,7 @@
 //! Shared simulator state: the org behind one mutex, plus small independent locks for faults,
 //! API usage, sessions and query cursors. No lock is ever held across an `.await`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use rand::{Rng, SeedableRng};
@@ -49,7 +49,7 @@ impl FaultState {
 }
 
 /// API usage counters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Usage {
     /// Calls counted against the daily limit.
     pub used: u64,
@@ -63,22 +63,39 @@ pub struct Usage {
     pub faults: BTreeMap<String, u64>,
 }
 
+impl Usage {
+    /// A value that changes whenever the counters or the limit change.
+    pub fn fingerprint(&self) -> (u64, u64, u64, u64, u64) {
+        (
+            self.used,
+            self.max,
+            self.refused,
+            self.by_kind.values().sum(),
+            self.faults.values().sum(),
+        )
+    }
+}
+
 /// An issued access token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// Expiry on the simulator clock, ms.
     pub expires_ms: i64,
+    /// 15-character id of the user the token acts as.
+    pub user_id: String,
 }
 
 /// Sessions, refresh tokens and JWT verification keys.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct AuthState {
     /// Access token → session.
     pub sessions: HashMap<String, Session>,
-    /// Valid refresh tokens.
-    pub refresh_tokens: HashSet<String>,
+    /// Valid refresh token → 15-character id of its user.
+    pub refresh_tokens: HashMap<String, String>,
     /// PEM certificates / public keys for JWT bearer.
     pub jwt_keys: Vec<String>,
+    /// Moves on every change, so a saver can tell whether to write.
+    pub revision: u64,
 }
 
 /// A server-side query cursor behind a `nextRecordsUrl`.
@@ -144,7 +161,17 @@ pub struct Shared {
 impl Shared {
     /// The identity URL of the integration user.
     pub fn identity_url(&self, base: &str) -> String {
-        format!("{base}/id/{}/{}", self.org_id18, self.user_id18)
+        self.identity_url_of(base, &self.user_id18)
+    }
+
+    /// The identity URL of a user (18-character id).
+    pub fn identity_url_of(&self, base: &str, user18: &str) -> String {
+        format!("{base}/id/{}/{user18}", self.org_id18)
+    }
+
+    /// The 15-character id of the integration user.
+    pub fn user_id15(&self) -> &str {
+        &self.user_id18[..15]
     }
 
     /// The 15-character org id (the token prefix).

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value as Json, json};
 
-use crate::cdc::{ChangeType, EventLog, PendingChange};
+use crate::cdc::{ChangeType, EventLog, EventsSnapshot, PendingChange};
 use crate::ids;
 use crate::meta::{FieldType, Kind, Metadata, ObjectDef};
 use crate::value::{self, ConvertError, Value};
@@ -31,6 +31,11 @@ impl Record {
             self.values.resize(i + 1, Value::Null);
         }
         self.values[i] = v;
+    }
+
+    /// The stored values by field index (trailing nulls may be missing).
+    pub fn values(&self) -> &[Value] {
+        &self.values
     }
 }
 
@@ -91,9 +96,62 @@ pub struct Org {
     autonumber: Vec<u64>,
     /// Live OrderItem ids per Order id (15 chars), kept in step with the OrderItem table.
     order_items: HashMap<String, BTreeSet<String>>,
+    /// Moves on every record write and metadata change, so a saver can tell whether the org
+    /// changed since its last write (events count their own changes).
+    revision: u64,
     /// Change events and platform events.
     pub events: EventLog,
 }
+
+/// A copy of everything an org persists, taken under the org lock and written out without it.
+#[derive(Debug, Clone)]
+pub struct OrgSnapshot {
+    /// Objects and fields, including fields added at run time.
+    pub meta: Metadata,
+    /// Records (live and deleted) per object, same order as `meta.objects`.
+    pub tables: Vec<BTreeMap<String, Record>>,
+    /// 15-character org id.
+    pub org_id: String,
+    /// 15-character id of the integration user.
+    pub user_id: String,
+    /// Id of the standard price book (18 chars).
+    pub standard_pricebook: String,
+    /// Next record number per object.
+    pub next_id: Vec<u64>,
+    /// Last auto-number per object.
+    pub autonumber: Vec<u64>,
+    /// The event log.
+    pub events: EventsSnapshot,
+}
+
+/// What the identity endpoints tell about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    /// 18-character user id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// First name (may be empty).
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Full name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Short alias.
+    pub alias: String,
+}
+
+/// OrderItem fields that stay frozen once the order is activated, even for users holding
+/// "Edit Activated Orders".
+const FROZEN_ITEM_FIELDS: [&str; 5] = [
+    "OrderId",
+    "PricebookEntryId",
+    "Product2Id",
+    "Quantity",
+    "UnitPrice",
+];
 
 fn id_index(def: &ObjectDef, name: &str) -> usize {
     def.field_index(name).unwrap_or(usize::MAX)
@@ -102,19 +160,7 @@ fn id_index(def: &ObjectDef, name: &str) -> usize {
 impl Org {
     /// Creates an org with its fixed rows (organization, integration user, standard price book).
     pub fn new(meta: Metadata, org_name: &str, username: &str, now: i64, events: EventLog) -> Org {
-        let tables = vec![Table::default(); meta.objects.len()];
-        let n = meta.objects.len();
-        let mut org = Org {
-            meta,
-            tables,
-            org_id: ids::make15("00D", 1),
-            user_id: ids::make15("005", 1),
-            standard_pricebook: String::new(),
-            next_id: vec![1; n],
-            autonumber: vec![0; n],
-            order_items: HashMap::new(),
-            events,
-        };
+        let mut org = Org::empty(meta, events);
         org.user_id = org.seed_row(
             "User",
             now,
@@ -153,6 +199,189 @@ impl Org {
         );
         org.standard_pricebook = ids::to18(&pb);
         org
+    }
+
+    fn empty(meta: Metadata, events: EventLog) -> Org {
+        let n = meta.objects.len();
+        Org {
+            tables: vec![Table::default(); n],
+            meta,
+            org_id: ids::make15("00D", 1),
+            user_id: ids::make15("005", 1),
+            standard_pricebook: String::new(),
+            next_id: vec![1; n],
+            autonumber: vec![0; n],
+            order_items: HashMap::new(),
+            revision: 0,
+            events,
+        }
+    }
+
+    /// Copies everything the org persists (records incl. deleted ones, counters, metadata, events).
+    pub fn snapshot(&self) -> OrgSnapshot {
+        OrgSnapshot {
+            meta: self.meta.clone(),
+            tables: self.tables.iter().map(|t| t.rows.clone()).collect(),
+            org_id: self.org_id.clone(),
+            user_id: self.user_id.clone(),
+            standard_pricebook: self.standard_pricebook.clone(),
+            next_id: self.next_id.clone(),
+            autonumber: self.autonumber.clone(),
+            events: self.events.snapshot(),
+        }
+    }
+
+    /// Rebuilds an org from a snapshot (indexes are derived again); events live `retention_ms`.
+    ///
+    /// # Errors
+    /// A message when the snapshot's tables or counters do not match its metadata, a record
+    /// key is not an id of its object, or the event log is inconsistent.
+    pub fn restore(snapshot: OrgSnapshot, retention_ms: i64) -> Result<Org, String> {
+        let events = EventLog::restore(snapshot.events, retention_ms)?;
+        let n = snapshot.meta.objects.len();
+        if snapshot.tables.len() != n
+            || snapshot.next_id.len() != n
+            || snapshot.autonumber.len() != n
+        {
+            return Err(format!(
+                "{} objects but {} tables, {} id counters and {} auto-numbers",
+                n,
+                snapshot.tables.len(),
+                snapshot.next_id.len(),
+                snapshot.autonumber.len()
+            ));
+        }
+        let mut org = Org::empty(snapshot.meta, events);
+        org.org_id = snapshot.org_id;
+        org.user_id = snapshot.user_id;
+        org.standard_pricebook = snapshot.standard_pricebook;
+        org.next_id = snapshot.next_id;
+        org.autonumber = snapshot.autonumber;
+        for (obj, rows) in snapshot.tables.into_iter().enumerate() {
+            let prefix = org.meta.objects[obj].key_prefix.clone();
+            for (id15, rec) in rows {
+                if ids::parse(&id15).as_deref() != Some(id15.as_str()) || !id15.starts_with(&prefix)
+                {
+                    return Err(format!("{id15} is not a {} id", org.meta.objects[obj].name));
+                }
+                org.put(obj, &id15, Some(rec));
+            }
+        }
+        for (name, id) in [("Organization", &org.org_id), ("User", &org.user_id)] {
+            if org.locate(id).is_none() {
+                return Err(format!("the {name} row {id} is missing"));
+            }
+        }
+        org.revision = 0;
+        Ok(org)
+    }
+
+    /// A value that changes whenever records, metadata or events change.
+    pub fn revision(&self) -> (u64, u64) {
+        (self.revision, self.events.revision())
+    }
+
+    /// Records a change that no record write shows (a field added to the metadata).
+    pub fn touch(&mut self) {
+        self.revision += 1;
+    }
+
+    /// The 15-character id of the User whose `Username` is `username` (case-insensitive).
+    pub fn find_user(&self, username: &str) -> Option<String> {
+        let obj = self.meta.object_index("User")?;
+        let def = &self.meta.objects[obj];
+        let (ui, di) = (id_index(def, "Username"), id_index(def, "IsDeleted"));
+        self.tables[obj]
+            .rows
+            .iter()
+            .find(|(_, r)| {
+                r.get(di) != &Value::Bool(true)
+                    && r.get(ui)
+                        .as_text()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(username))
+            })
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The User `username`, created (active, standard profile, holding the same permissions as
+    /// the integration user) when absent. Returns its 15-character id.
+    ///
+    /// # Errors
+    /// A message when `username` is not shaped like an e-mail address of at most 80 characters.
+    pub fn ensure_user(&mut self, username: &str, now: i64) -> Result<String, String> {
+        let username = username.trim();
+        let (local, domain) = username.split_once('@').unwrap_or_default();
+        if local.is_empty()
+            || !domain.contains('.')
+            || domain.contains('@')
+            || username.chars().count() > 80
+            || username.chars().any(char::is_whitespace)
+        {
+            return Err(format!(
+                "username must look like an e-mail address of at most 80 characters, got {username:?}"
+            ));
+        }
+        if let Some(id) = self.find_user(username) {
+            return Ok(id);
+        }
+        let mut parts: Vec<String> = local
+            .split(['.', '_', '-', '+'])
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let mut c = p.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let last = parts.pop().unwrap_or_else(|| local.to_string());
+        let first = parts.join(" ");
+        let name = if first.is_empty() {
+            last.clone()
+        } else {
+            format!("{first} {last}")
+        };
+        let alias: String = local
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        let mut values = vec![
+            ("Username", Value::Text(username.into())),
+            ("LastName", Value::Text(last)),
+            ("Name", Value::Text(name)),
+            ("Email", Value::Text(username.into())),
+            ("Alias", Value::Text(alias)),
+            ("IsActive", Value::Bool(true)),
+            ("TimeZoneSidKey", Value::Text("GMT".into())),
+            ("LanguageLocaleKey", Value::Text("en_US".into())),
+        ];
+        if !first.is_empty() {
+            values.push(("FirstName", Value::Text(first)));
+        }
+        Ok(self.seed_row("User", now, &values))
+    }
+
+    /// Name and contact details of a user, by 15- or 18-character id.
+    pub fn user_profile(&self, user: &str) -> Option<UserProfile> {
+        let obj = self.meta.object_index("User")?;
+        let (id15, rec) = self.find(obj, user)?;
+        let def = &self.meta.objects[obj];
+        let text = |f: &str| {
+            rec.get(id_index(def, f))
+                .as_text()
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some(UserProfile {
+            id: ids::to18(&id15),
+            username: text("Username"),
+            first_name: text("FirstName"),
+            last_name: text("LastName"),
+            name: text("Name"),
+            email: text("Email"),
+            alias: text("Alias"),
+        })
     }
 
     fn seed_row(&mut self, object: &str, now: i64, values: &[(&str, Value)]) -> String {
@@ -224,6 +453,7 @@ impl Org {
 
     /// Replaces (or removes) a record and keeps the indexes in step. The single write path.
     fn put(&mut self, obj: usize, id15: &str, rec: Option<Record>) -> Option<Record> {
+        self.revision += 1;
         let def = &self.meta.objects[obj];
         let deleted_idx = id_index(def, "IsDeleted");
         let live = |r: &Record| r.get(deleted_idx) != &Value::Bool(true);
@@ -380,18 +610,36 @@ pub struct Txn<'a> {
     changes: Vec<PendingChange>,
     now: i64,
     origin: String,
+    /// 15-character id of the user making the changes (stamps, `commitUser`).
+    user: String,
 }
 
 impl<'a> Txn<'a> {
-    /// Starts a transaction at time `now` with the CDC `changeOrigin` of the caller.
+    /// Starts a transaction of the integration user at time `now` with the CDC `changeOrigin`
+    /// of the caller.
     pub fn begin(org: &'a mut Org, now: i64, origin: String) -> Txn<'a> {
+        let user = org.user_id.clone();
         Txn {
             org,
             undo: Vec::new(),
             changes: Vec::new(),
             now,
             origin,
+            user,
         }
+    }
+
+    /// The same transaction made by another user (15- or 18-character id of a User record).
+    pub fn as_user(mut self, user: &str) -> Txn<'a> {
+        if let Some(id15) = ids::parse(user) {
+            self.user = id15;
+        }
+        self
+    }
+
+    /// 15-character id of the user making the changes.
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// Marks a point to roll back to.
@@ -424,7 +672,7 @@ impl<'a> Txn<'a> {
     pub fn commit(self) -> usize {
         let n = self.changes.len();
         if n > 0 {
-            let user = ids::to18(&self.org.user_id);
+            let user = ids::to18(&self.user);
             let changes = self.changes;
             let org = &mut *self.org;
             org.events
@@ -656,7 +904,7 @@ impl<'a> Txn<'a> {
             }
         }
         if let Some(i) = def.field_index("OwnerId") {
-            rec.set(i, Value::Text(ids::to18(&self.org.user_id)));
+            rec.set(i, Value::Text(ids::to18(&self.user)));
         }
         for (i, v) in assigns {
             rec.set(i, v);
@@ -666,7 +914,7 @@ impl<'a> Txn<'a> {
         self.rules_before(obj, &name, None, &mut rec)?;
         let id15 = self.org.allocate_id(obj);
         self.check_unique(obj, &id15, &rec)?;
-        let user = self.org.user_id.clone();
+        let user = self.user.clone();
         stamp_system_fields(self.def(obj), &mut rec, &id15, &user, self.now, true);
         self.write(obj, &id15, rec.clone());
         self.record_change(obj, &id15, ChangeType::Create, None, &rec);
@@ -709,7 +957,7 @@ impl<'a> Txn<'a> {
 
     /// Writes an update computed by the org itself (roll-ups), with its change event.
     fn apply_update(&mut self, obj: usize, id15: &str, old: &Record, mut rec: Record) {
-        let user = self.org.user_id.clone();
+        let user = self.user.clone();
         stamp_system_fields(self.def(obj), &mut rec, id15, &user, self.now, false);
         self.write(obj, id15, rec.clone());
         self.record_change(obj, id15, ChangeType::Update, Some(old), &rec);
@@ -816,7 +1064,7 @@ impl<'a> Txn<'a> {
             return Err(not_found());
         };
         let mut rec = old;
-        let user = self.org.user_id.clone();
+        let user = self.user.clone();
         let def = self.def(obj);
         rec.set(id_index(def, "IsDeleted"), Value::Bool(true));
         stamp_system_fields(def, &mut rec, id15, &user, self.now, false);
@@ -848,7 +1096,7 @@ impl<'a> Txn<'a> {
         let mut rec = old.clone();
         rec.set(del, Value::Bool(false));
         self.check_unique(obj, &id15, &rec)?;
-        let user = self.org.user_id.clone();
+        let user = self.user.clone();
         stamp_system_fields(self.def(obj), &mut rec, &id15, &user, self.now, false);
         self.write(obj, &id15, rec.clone());
         self.record_change(obj, &id15, ChangeType::Undelete, None, &rec);
@@ -911,6 +1159,44 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    /// On an activated order the structural fields of an item are frozen. Every simulated user
+    /// holds the "Edit Activated Orders" permission, so the item's other fields (custom fields,
+    /// `Description`, dates) stay editable; adding and deleting items stays refused
+    /// ([`Self::ensure_order_open`]).
+    fn ensure_item_editable(&self, obj: usize, old: &Record, rec: &Record) -> DmlResult<()> {
+        let order_id = self.text(obj, old, "OrderId");
+        let Some(order_obj) = self.org.meta.object_index("Order") else {
+            return Ok(());
+        };
+        let activated = self
+            .org
+            .find(order_obj, &order_id)
+            .is_some_and(|(_, order)| self.text(order_obj, order, "Status") == "Activated");
+        if !activated {
+            return Ok(());
+        }
+        let def = self.def(obj);
+        let changed: Vec<String> = FROZEN_ITEM_FIELDS
+            .iter()
+            .filter(|f| {
+                let i = id_index(def, f);
+                old.get(i) != rec.get(i)
+            })
+            .map(|f| (*f).to_string())
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(DmlError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            format!(
+                "You can't change {} of a product on an activated order.",
+                changed.join(", ")
+            ),
+        )
+        .with_fields(changed))
+    }
+
     /// Object rules that run before a write (derived fields, state checks).
     fn rules_before(
         &mut self,
@@ -970,7 +1256,7 @@ impl<'a> Txn<'a> {
                                 )
                                 .with_fields(vec!["Status".into()]));
                             }
-                            let user = Value::Text(ids::to18(&self.org.user_id));
+                            let user = Value::Text(ids::to18(&self.user));
                             self.set(obj, rec, "ActivatedDate", Value::DateTime(now));
                             self.set(obj, rec, "ActivatedById", user);
                         }
@@ -980,7 +1266,7 @@ impl<'a> Txn<'a> {
             }
             "OrderItem" => {
                 if let Some(old) = old {
-                    self.ensure_order_open(obj, old)?;
+                    self.ensure_item_editable(obj, old, rec)?;
                 } else {
                     self.ensure_order_open(obj, rec)?;
                     let order_obj = self.org.meta.object_index("Order").unwrap_or(0);

@@ -1,5 +1,6 @@
-//! TLS material generated at start: a throw-away CA and a server certificate for `127.0.0.1`
-//! and `localhost` signed by it. The CA file is what clients are told to trust.
+//! TLS material: a CA and a server certificate for `127.0.0.1` and `localhost` signed by it,
+//! generated at start, or reused from a configured data folder so clients that trust the CA
+//! keep trusting a restarted simulator. The CA file is what clients are told to trust.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +37,31 @@ pub enum TlsError {
     /// rustls refused the material.
     #[error("invalid TLS material: {0}")]
     Rustls(String),
+}
+
+/// The material already in `dir` (`ca.pem`, `server.pem`, `server.key`) when all three load,
+/// else freshly generated material written there.
+///
+/// # Errors
+/// [`TlsError`] when generation or writing fails.
+pub fn load_or_generate(dir: &Path) -> Result<Material, TlsError> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    if let (Some(_), Some(cert_pem), Some(key_pem)) =
+        (read("ca.pem"), read("server.pem"), read("server.key"))
+    {
+        let material = Material {
+            ca_path: dir.join("ca.pem"),
+            cert_pem,
+            key_pem,
+        };
+        match server_config(&material) {
+            Ok(_) => return Ok(material),
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "Saved TLS material does not load; generating a new CA");
+            }
+        }
+    }
+    generate(dir)
 }
 
 /// Generates a CA and a server certificate and writes `ca.pem`, `server.pem`, `server.key`
