@@ -15,15 +15,17 @@ pub struct Decision {
     pub append: Option<StreamAppend>,
     /// Tasks to enqueue.
     pub tasks: Vec<NewTask>,
-    /// Order summary to upsert (ignored when the stored row has a higher version).
+    /// Order summary to upsert (ignored when the stored row has a higher version; an equal
+    /// version replaces it). Its `sf_synced_*` columns only ever move forward: a row without
+    /// them keeps the stored confirmation.
     pub order: Option<OrderRow>,
-    /// Salesforce write confirmations.
+    /// Salesforce write confirmations (a mark for an order without a row is ignored).
     pub synced: Vec<SyncMark>,
-    /// Inventory levels to cache (older `as_of` than stored is ignored).
+    /// Inventory levels to cache (older `as_of` than stored is ignored; equal replaces).
     pub inventory: Vec<InventoryRow>,
     /// Accounts to upsert.
     pub accounts: Vec<AccountRow>,
-    /// External ids to index.
+    /// External ids to index (a known `(namespace, value)` is pointed at the new order).
     pub refs: Vec<ExternalRef>,
     /// Timeline entries.
     pub timeline: Vec<TimelineEntry>,
@@ -32,7 +34,7 @@ pub struct Decision {
     /// Inbound message to mark (row id, new status, reason).
     pub inbound: Option<(i64, InboundStatus, Option<String>)>,
     /// Open dead letters of this order and task kind become `auto_resolved` (a later attempt
-    /// of the same step succeeded).
+    /// of the same step succeeded); the dead tasks of blocking ones leave the queue.
     pub auto_resolve: Option<(String, String)>,
 }
 

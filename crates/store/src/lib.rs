@@ -10,6 +10,9 @@
 //! Operations are coarse and named after intentions (`accept_inbound`, `lease`, `complete`,
 //! `commit`), never raw transactions, so each backend can batch and lock its own way.
 //! `conformance` (feature `conformance`) holds the backend-independent test cases.
+//!
+//! Open a store with [`open`]. Both backends keep times to the microsecond; `recorded_at`
+//! and `created_at` come from the database's clock, every other time from the caller.
 
 mod codec;
 #[cfg(any(test, feature = "conformance"))]
@@ -51,7 +54,12 @@ pub trait Store: Send + Sync + 'static {
     // --- inbox ---------------------------------------------------------------------------
 
     /// Stores an inbound message (and its processing task) unless `(source, message_id)` was
-    /// seen before. Returns once durable.
+    /// seen before. Returns once durable. Of concurrent accepts of one message exactly one
+    /// is [`Accepted::New`].
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the task payload is neither a JSON object nor null (it must
+    /// take `"inbox_id"`).
     async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted>;
 
     /// One inbound message.
@@ -71,12 +79,19 @@ pub trait Store: Send + Sync + 'static {
     async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>>;
 
     /// Events of every stream with `global_seq > after`, in global order (for subscribers).
+    /// Never returns an event while an event with a lower position may still commit, so a
+    /// subscriber that resumes after the last position it saw misses nothing.
     async fn read_all(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>>;
 
-    /// Events of every stream recorded at or after `since`, in global order.
+    /// Events of every stream recorded at or after `since` (the store's clock), in global
+    /// order.
     async fn read_since(&self, since: OffsetDateTime, limit: usize) -> Result<Vec<StoredEvent>>;
 
-    /// Commits a decision atomically.
+    /// Commits a decision atomically (an empty decision is a no-op).
+    ///
+    /// # Errors
+    /// [`Error::VersionConflict`] when the stream is not at the expected version (nothing is
+    /// written); [`Error::NotFound`] when `inbound` names no message.
     async fn commit(&self, decision: Decision) -> Result<Committed>;
 
     // --- task queue ------------------------------------------------------------------------
@@ -84,16 +99,25 @@ pub trait Store: Send + Sync + 'static {
     /// Enqueues tasks (respecting `dedupe`); returns the ids of those actually enqueued.
     async fn enqueue(&self, tasks: Vec<NewTask>) -> Result<Vec<i64>>;
 
-    /// Leases up to `limit` ready tasks of a lane (see [`tasks`] for the rules).
+    /// Leases up to `limit` ready tasks of a lane (see [`tasks`] for the rules), oldest
+    /// ready time first (due time, or expiry of a lapsed lease), then oldest task. Each lease
+    /// counts an attempt, expires at `now + lease_for` and carries a token never issued before.
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Lease>>;
 
-    /// Removes a leased task and commits `decision` with it, atomically.
+    /// Removes a leased task and commits `decision` with it, atomically. A lease that
+    /// expired but was not taken over still completes.
     ///
     /// # Errors
-    /// [`Error::LeaseLost`] when the lease expired and was taken over (nothing is written).
+    /// [`Error::LeaseLost`] when the lease expired and was taken over, or the task was
+    /// already completed, retried or dead-lettered (nothing is written); the errors of
+    /// [`Store::commit`] (nothing is written, the task stays leased).
     async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed>;
 
-    /// Puts a leased task back for another attempt at `due_at`, recording the error.
+    /// Puts a leased task back for another attempt at `due_at`, recording the error
+    /// (`last_error`) and committing `decision` with it. The attempt stays counted.
+    ///
+    /// # Errors
+    /// As [`Store::complete`].
     async fn retry(
         &self,
         lease: &Lease,
@@ -103,7 +127,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Moves a leased task to the dead letters (see [`tasks`] for blocking), committing
-    /// `decision` with it. Returns the dead letter id.
+    /// `decision` with it. Returns the dead letter id. The letter keeps the task as it died
+    /// (state `dead`, `last_error` = the entry's error).
+    ///
+    /// # Errors
+    /// As [`Store::complete`].
     async fn dead_letter(
         &self,
         lease: &Lease,
@@ -111,10 +139,13 @@ pub trait Store: Send + Sync + 'static {
         decision: Decision,
     ) -> Result<i64>;
 
-    /// Releases every lease held by `owner` without consuming an attempt (graceful shutdown).
+    /// Releases every lease held by `owner` (lapsed ones not yet taken over included)
+    /// without consuming an attempt (graceful shutdown). Returns how many; their tokens no
+    /// longer hold.
     async fn release_all(&self, owner: &str) -> Result<u64>;
 
-    /// Queue depth per lane.
+    /// Queue depth per lane that has tasks, by lane name. A lapsed lease counts as pending
+    /// and due, not as leased.
     async fn lane_depths(&self, now: OffsetDateTime) -> Result<Vec<LaneDepth>>;
 
     /// Tasks queued for an order, oldest first.
@@ -129,7 +160,11 @@ pub trait Store: Send + Sync + 'static {
     async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>>;
 
     /// Sends an open dead letter back to the queue (optionally with an edited payload), due
-    /// now, attempts reset, in its key's original place. Returns the task id.
+    /// now, attempts reset, in its key's original place: the task keeps its id, so it runs
+    /// before younger tasks of its key (once none of them holds a lease). Returns the task id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id, [`Error::Invalid`] unless the letter is open.
     async fn retry_dead_letter(
         &self,
         id: i64,
@@ -138,7 +173,11 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<i64>;
 
-    /// Closes an open dead letter with a reason; a blocking task no longer blocks its key.
+    /// Closes an open dead letter with a reason; a blocking task leaves the queue and no
+    /// longer blocks its key.
+    ///
+    /// # Errors
+    /// As [`Store::retry_dead_letter`].
     async fn resolve_dead_letter(
         &self,
         id: i64,
@@ -163,16 +202,18 @@ pub trait Store: Send + Sync + 'static {
     /// One order's summary row.
     async fn order(&self, order_id: &str) -> Result<Option<OrderRow>>;
 
-    /// Order rows matching a query, by order id.
+    /// Order rows matching a query, by order id (bytewise).
     async fn orders(&self, query: OrderQuery) -> Result<Vec<OrderRow>>;
 
     /// Number of orders per status.
     async fn order_counts(&self) -> Result<Vec<(String, u64)>>;
 
     /// The order an external id names (any namespace), or the id itself when it is an order id.
+    /// An order id wins over a reference; among references, the first namespace by name.
     async fn resolve(&self, any_id: &str) -> Result<Option<String>>;
 
-    /// Cached stock for products (every location), or every product when `skus` is empty.
+    /// Cached stock for products (every location), or every product when `skus` is empty;
+    /// by product, then location.
     async fn inventory(&self, skus: &[String]) -> Result<Vec<InventoryRow>>;
 
     /// One account.

@@ -12,6 +12,9 @@
 //!   task of the same lane is a no-op (state-based work collapses); a leased one does not count.
 //! - A dead-lettered task with `blocking = true` stays in the queue in state `dead` and blocks
 //!   its key until its dead letter is replayed or resolved; a non-blocking one leaves the queue.
+//! - Keys are global: tasks of one key in two lanes still run one at a time, in enqueue order.
+//! - A lease whose task was completed, retried, dead-lettered or released no longer holds
+//!   (`LeaseLost`); an expired lease nobody took over still completes.
 
 use std::time::Duration;
 

@@ -14,15 +14,16 @@ use crate::{
     InventoryRow, NewInbound, OrderRow, StreamAppend, SyncMark, TimelineEntry,
 };
 
-/// Applies every write of `decision`. Events are inserted last, so the event log barrier
-/// is held only from then to commit.
+/// Applies every write of `decision`. Events are appended last, in one statement that
+/// also claims the stream version and takes the event log barrier: the stream row and the
+/// barrier are held only from then to commit, and a version conflict rolls back the rest.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     locks: &Locks,
     decision: &Decision,
 ) -> PgResult<Committed> {
     let mut committed = Committed::default();
-    if let Some(append) = &decision.append {
+    if let Some(append) = decision.append.as_ref().filter(|a| a.events.is_empty()) {
         committed.version = Some(claim_versions(conn, append).await?);
     }
     committed.task_ids = enqueue_all(conn, &decision.tasks).await?;
@@ -58,75 +59,53 @@ pub(crate) async fn apply(
     if let Some((order_id, kind)) = &decision.auto_resolve {
         committed.auto_resolved = super::dead::auto_resolve(conn, locks, order_id, kind).await?;
     }
-    if let Some(append) = &decision.append {
-        committed.event_seqs = insert_events(conn, locks, append).await?;
+    if let Some(append) = decision.append.as_ref().filter(|a| !a.events.is_empty()) {
+        let (version, seqs) = append_events(conn, locks, append).await?;
+        committed.version = Some(version);
+        committed.event_seqs = seqs;
     }
     Ok(committed)
 }
 
-/// Checks the stream's version and moves it forward, locking the stream row until commit
-/// (a concurrent writer at the same version waits, then finds the version moved).
+/// Checks the stream's version for an append without events, locking the stream row (if
+/// any) until commit.
 async fn claim_versions(conn: &mut PgConnection, append: &StreamAppend) -> PgResult<i64> {
-    let n = i64::try_from(append.events.len()).unwrap_or(i64::MAX);
-    let target = append.expected_version.saturating_add(n);
-    let claimed: Option<i64> = if append.expected_version == 0 {
-        if n == 0 {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM streams WHERE stream = $1")
-                    .bind(&append.stream)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            match exists {
-                None => Some(0),
-                Some(_) => None,
-            }
-        } else {
-            sqlx::query_scalar(
-                "INSERT INTO streams (stream, version) VALUES ($1, $2)
-                 ON CONFLICT (stream) DO NOTHING RETURNING version",
-            )
+    let actual: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM streams WHERE stream = $1 FOR UPDATE")
             .bind(&append.stream)
-            .bind(target)
             .fetch_optional(&mut *conn)
-            .await?
+            .await?;
+    let actual = actual.unwrap_or(0);
+    if actual != append.expected_version {
+        return Err(Error::VersionConflict {
+            stream: append.stream.clone(),
+            expected: append.expected_version,
+            actual,
         }
-    } else {
-        sqlx::query_scalar(
-            "UPDATE streams SET version = $3 WHERE stream = $1 AND version = $2 RETURNING version",
-        )
-        .bind(&append.stream)
-        .bind(append.expected_version)
-        .bind(target)
-        .fetch_optional(&mut *conn)
-        .await?
-    };
-    match claimed {
-        Some(version) => Ok(version),
-        None => {
-            let actual: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM streams WHERE stream = $1")
-                    .bind(&append.stream)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            Err(Error::VersionConflict {
-                stream: append.stream.clone(),
-                expected: append.expected_version,
-                actual: actual.unwrap_or(0),
-            }
-            .into())
-        }
+        .into());
     }
+    Ok(actual)
 }
 
-async fn insert_events(
+/// Claims versions `expected + 1 ..= expected + n` of the stream and inserts the events, in
+/// one statement. The claim updates (or creates) the `streams` row only if it is still at
+/// the expected version, locking it until commit: a concurrent writer at the same version
+/// waits, then finds the version moved and inserts nothing. The shared event log barrier is
+/// taken before any position is drawn (the rows to insert come from the join with it).
+async fn append_events(
     conn: &mut PgConnection,
     locks: &Locks,
     append: &StreamAppend,
-) -> PgResult<Vec<i64>> {
-    if append.events.is_empty() {
-        return Ok(Vec::new());
-    }
-    locks.share_event_log(conn).await?;
+) -> PgResult<(i64, Vec<i64>)> {
+    let n = i64::try_from(append.events.len()).unwrap_or(i64::MAX);
+    let target = append.expected_version.saturating_add(n);
+    let barrier = locks.event_log();
+    let claim = if append.expected_version == 0 {
+        "INSERT INTO streams (stream, version) VALUES ($1, $10)
+         ON CONFLICT (stream) DO NOTHING RETURNING version"
+    } else {
+        "UPDATE streams SET version = $10 WHERE stream = $1 AND version = $2 RETURNING version"
+    };
     let kinds: Vec<&str> = append.events.iter().map(|e| e.kind.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = append.events.iter().map(|e| &e.payload).collect();
     let occurred: Vec<OffsetDateTime> = append.events.iter().map(|e| e.occurred_at).collect();
@@ -140,15 +119,18 @@ async fn insert_events(
         .iter()
         .map(|e| e.correlation.as_deref())
         .collect();
-    let mut rows: Vec<(i64, i64)> = sqlx::query_as(
-        "INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at,
+    let mut rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "WITH claim AS ({claim})
+         INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at,
                              causation, correlation)
          SELECT $1, $2 + u.n, u.kind, u.payload, u.occurred_at, now(), u.causation, u.correlation
-         FROM unnest($3::text[], $4::jsonb[], $5::timestamptz[], $6::text[], $7::text[])
+         FROM claim,
+              (SELECT pg_advisory_xact_lock_shared($8, $9)) AS barrier,
+              unnest($3::text[], $4::jsonb[], $5::timestamptz[], $6::text[], $7::text[])
               WITH ORDINALITY AS u(kind, payload, occurred_at, causation, correlation, n)
          ORDER BY u.n
-         RETURNING version, global_seq",
-    )
+         RETURNING version, global_seq"
+    ))
     .bind(&append.stream)
     .bind(append.expected_version)
     .bind(kinds)
@@ -156,10 +138,26 @@ async fn insert_events(
     .bind(occurred)
     .bind(causations)
     .bind(correlations)
-    .fetch_all(conn)
+    .bind(barrier.0)
+    .bind(barrier.1)
+    .bind(target)
+    .fetch_all(&mut *conn)
     .await?;
+    if rows.is_empty() {
+        let actual: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM streams WHERE stream = $1")
+                .bind(&append.stream)
+                .fetch_optional(conn)
+                .await?;
+        return Err(Error::VersionConflict {
+            stream: append.stream.clone(),
+            expected: append.expected_version,
+            actual: actual.unwrap_or(0),
+        }
+        .into());
+    }
     rows.sort_unstable();
-    Ok(rows.into_iter().map(|(_, seq)| seq).collect())
+    Ok((target, rows.into_iter().map(|(_, seq)| seq).collect()))
 }
 
 async fn upsert_order(conn: &mut PgConnection, o: &OrderRow) -> PgResult<()> {

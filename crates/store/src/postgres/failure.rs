@@ -51,13 +51,23 @@ pub(crate) fn db(error: sqlx::Error) -> Error {
 /// Runs `$body` (an expression using `$conn: &mut PgConnection`, with `?` on store and
 /// sqlx errors) in a transaction, committing on success and running it again after a
 /// deadlock or serialization failure.
+///
+/// With `locks = ids`, the transaction starts by taking those per-key advisory locks in
+/// ascending order, in the same round trip as `BEGIN`.
 macro_rules! transaction {
-    ($store:expr, $conn:ident => $body:expr) => {{
+    ($store:expr, $conn:ident => $body:expr) => {
+        $crate::postgres::failure::transaction!($store, locks = Vec::new(), $conn => $body)
+    };
+    ($store:expr, locks = $locks:expr, $conn:ident => $body:expr) => {{
+        let begin = $crate::postgres::locks::Locks::begin_statement($locks);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let outcome: $crate::postgres::failure::PgResult<_> = async {
-                let mut tx = $store.pool.begin().await?;
+                let mut tx = match &begin {
+                    Some(statement) => $store.pool.begin_with(statement.clone()).await?,
+                    None => $store.pool.begin().await?,
+                };
                 let value = {
                     let $conn: &mut sqlx::PgConnection = &mut tx;
                     $body

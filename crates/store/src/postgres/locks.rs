@@ -46,6 +46,22 @@ impl Locks {
         stable_hash(&self.seed, &format!("dedupe\0{lane}\0{dedupe}"))
     }
 
+    /// A `BEGIN` that also takes the given locks (any order, duplicates allowed) in
+    /// ascending order until the end of the transaction; `None` without locks. The ids are
+    /// integers written as literals, so this is one simple query: one round trip.
+    pub(crate) fn begin_statement(mut ids: Vec<i64>) -> Option<String> {
+        if ids.is_empty() {
+            return None;
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut sql = String::from("BEGIN");
+        for id in ids {
+            sql.push_str(&format!("; SELECT pg_advisory_xact_lock(({id})::bigint)"));
+        }
+        Some(sql)
+    }
+
     /// Takes the given locks (any order, duplicates allowed) in ascending order, until the
     /// end of the transaction.
     pub(crate) async fn take(
@@ -71,14 +87,10 @@ impl Locks {
         }
     }
 
-    /// Holds the event log barrier shared until the end of the transaction.
-    pub(crate) async fn share_event_log(&self, conn: &mut PgConnection) -> sqlx::Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
-            .bind(EVENTS_CLASS)
-            .bind(self.seed32())
-            .execute(conn)
-            .await
-            .map(|_| ())
+    /// The two keys of the event log barrier (appenders take it shared, with
+    /// `pg_advisory_xact_lock_shared`, in their event insert).
+    pub(crate) fn event_log(&self) -> (i32, i32) {
+        (EVENTS_CLASS, self.seed32())
     }
 
     /// Waits until no transaction holds the event log barrier, holding it exclusively

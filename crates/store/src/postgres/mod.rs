@@ -30,7 +30,7 @@ mod dead;
 mod decision;
 pub(crate) mod failure;
 mod location;
-mod locks;
+pub(crate) mod locks;
 mod migrate;
 mod queue;
 mod reads;
@@ -134,8 +134,7 @@ impl Store for PgStore {
             .as_ref()
             .map(|task| queue::locks_for(&self.locks, std::slice::from_ref(task)))
             .unwrap_or_default();
-        transaction!(self, conn => {
-            self.locks.take(conn, locks.clone()).await?;
+        transaction!(self, locks = locks, conn => {
             decision::accept_inbound(conn, &message).await?
         })
     }
@@ -170,8 +169,7 @@ impl Store for PgStore {
             return Ok(Committed::default());
         }
         let locks = queue::locks_for(&self.locks, &decision.tasks);
-        transaction!(self, conn => {
-            self.locks.take(conn, locks.clone()).await?;
+        transaction!(self, locks = locks, conn => {
             decision::apply(conn, &self.locks, &decision).await?
         })
     }
@@ -181,8 +179,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let locks = queue::locks_for(&self.locks, &tasks);
-        transaction!(self, conn => {
-            self.locks.take(conn, locks.clone()).await?;
+        transaction!(self, locks = locks, conn => {
             queue::enqueue_all(conn, &tasks).await?
         })
     }
@@ -197,8 +194,7 @@ impl Store for PgStore {
     async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed> {
         let mut locks = queue::locks_for(&self.locks, &decision.tasks);
         locks.push(self.locks.key(&lease.task.key));
-        transaction!(self, conn => {
-            self.locks.take(conn, locks.clone()).await?;
+        transaction!(self, locks = locks, conn => {
             queue::complete(conn, lease).await?;
             decision::apply(conn, &self.locks, &decision).await?
         })
@@ -212,8 +208,7 @@ impl Store for PgStore {
         decision: Decision,
     ) -> Result<()> {
         let locks = queue::locks_for(&self.locks, &decision.tasks);
-        transaction!(self, conn => {
-            self.locks.take(conn, locks.clone()).await?;
+        transaction!(self, locks = locks, conn => {
             queue::retry(conn, lease, due_at, error).await?;
             decision::apply(conn, &self.locks, &decision).await?;
         })
@@ -227,8 +222,7 @@ impl Store for PgStore {
     ) -> Result<i64> {
         let mut locks = queue::locks_for(&self.locks, &decision.tasks);
         locks.push(self.locks.key(&lease.task.key));
-        transaction!(self, conn => {
-            self.locks.take(conn, locks.clone()).await?;
+        transaction!(self, locks = locks, conn => {
             let id = queue::dead_letter(conn, lease, &entry).await?;
             decision::apply(conn, &self.locks, &decision).await?;
             id

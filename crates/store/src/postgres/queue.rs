@@ -153,23 +153,34 @@ fn qualified(columns: &str) -> String {
         .join(", ")
 }
 
-/// Removes a leased task; the caller holds its key lock.
+/// Removes a leased task and hands its key's head to the next task, in one statement; the
+/// caller holds the lock of `lease.task.key`.
 pub(crate) async fn complete(conn: &mut PgConnection, lease: &Lease) -> PgResult<()> {
-    let removed: Option<(String, bool)> = sqlx::query_as(
-        "DELETE FROM tasks WHERE id = $1 AND state = 'leased' AND lease_token = $2
-         RETURNING key, head",
+    // The promotion reads the snapshot from before the delete, so it skips the deleted id.
+    let removed: Option<(String,)> = sqlx::query_as(
+        "WITH gone AS (
+             DELETE FROM tasks WHERE id = $1 AND state = 'leased' AND lease_token = $2
+                 AND key = $3
+             RETURNING key, head
+         ), promoted AS (
+             UPDATE tasks SET head = true
+             WHERE id = (SELECT min(t.id) FROM tasks AS t JOIN gone ON t.key = gone.key
+                         WHERE gone.head AND t.id <> $1)
+             RETURNING id
+         )
+         SELECT key FROM gone",
     )
     .bind(lease.task.id)
     .bind(lease.token)
-    .fetch_optional(&mut *conn)
+    .bind(&lease.task.key)
+    .fetch_optional(conn)
     .await?;
     match removed {
+        Some(_) => Ok(()),
         None => Err(Error::LeaseLost {
             task: lease.task.id,
         }
         .into()),
-        Some((key, true)) => promote_next(conn, &key).await,
-        Some((_, false)) => Ok(()),
     }
 }
 
@@ -209,11 +220,13 @@ pub(crate) async fn dead_letter(
     entry: &NewDeadLetter,
 ) -> PgResult<i64> {
     let blocking: Option<bool> = sqlx::query_scalar(
-        "SELECT blocking FROM tasks WHERE id = $1 AND state = 'leased' AND lease_token = $2
+        "SELECT blocking FROM tasks
+         WHERE id = $1 AND state = 'leased' AND lease_token = $2 AND key = $3
          FOR UPDATE",
     )
     .bind(lease.task.id)
     .bind(lease.token)
+    .bind(&lease.task.key)
     .fetch_optional(&mut *conn)
     .await?;
     let blocking = blocking.ok_or(Error::LeaseLost {
