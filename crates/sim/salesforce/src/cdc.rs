@@ -2,6 +2,7 @@
 //! change events every committed write produces, and the retained event log with replay ids.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -348,8 +349,8 @@ pub type SchemaPositions = (String, Vec<Option<usize>>);
 /// A copy of everything the event log persists.
 #[derive(Debug, Clone)]
 pub struct EventsSnapshot {
-    /// Retained events, oldest first.
-    pub events: Vec<StoredEvent>,
+    /// Retained events, oldest first (shared with the log: copying them is cheap).
+    pub events: Vec<Arc<StoredEvent>>,
     /// Every schema handed out, by id (retained events may use older ones).
     pub schemas: BTreeMap<String, String>,
     /// Latest replay id issued.
@@ -366,7 +367,8 @@ pub struct EventsSnapshot {
 
 /// The retained events, schemas and replay-id sequence.
 pub struct EventLog {
-    events: VecDeque<StoredEvent>,
+    /// Shared so that snapshots and deliveries copy pointers, not payloads.
+    events: VecDeque<Arc<StoredEvent>>,
     schemas: HashMap<String, String>,
     /// Change-event schema per (object, field count): building and hashing it per write is costly.
     change_schemas: HashMap<(String, usize), SchemaPositions>,
@@ -516,12 +518,12 @@ impl EventLog {
     }
 
     /// Retained events (oldest first).
-    pub fn events(&self) -> &VecDeque<StoredEvent> {
+    pub fn events(&self) -> &VecDeque<Arc<StoredEvent>> {
         &self.events
     }
 
     /// Events of `topic` with replay id greater than `after`, at most `limit`.
-    pub fn after(&self, topic: &Topic, after: u64, limit: usize) -> Vec<StoredEvent> {
+    pub fn after(&self, topic: &Topic, after: u64, limit: usize) -> Vec<Arc<StoredEvent>> {
         let start = self.events.partition_point(|e| e.replay_id <= after);
         self.events
             .iter()
@@ -558,7 +560,7 @@ impl EventLog {
         self.latest += 1 + self.rng.random_range(0..4u64);
         self.revision += 1;
         let replay_id = self.latest;
-        self.events.push_back(StoredEvent {
+        self.events.push_back(Arc::new(StoredEvent {
             replay_id,
             entity,
             change,
@@ -566,7 +568,7 @@ impl EventLog {
             payload,
             event_id,
             at_ms: now,
-        });
+        }));
         replay_id
     }
 

@@ -395,9 +395,9 @@ async fn run_subscription(
                     .into_iter()
                     .map(|e| ConsumerEvent {
                         event: Some(ProducerEvent {
-                            id: e.event_id,
-                            schema_id: e.schema_id,
-                            payload: e.payload,
+                            id: e.event_id.clone(),
+                            schema_id: e.schema_id.clone(),
+                            payload: e.payload.clone(),
                             headers: Vec::new(),
                         }),
                         replay_id: replay_bytes(e.replay_id),

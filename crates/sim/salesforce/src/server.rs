@@ -115,7 +115,14 @@ impl Simulator {
 
         let restored_org = restored.is_some();
         let (org, auth_state, usage, clock) = match restored {
-            Some(r) => (r.org, r.auth, r.usage, r.clock),
+            Some(r) => {
+                if !r.clean {
+                    tracing::warn!(
+                        "The simulator did not stop cleanly: changes after its last save are lost; ids, numbers and replay ids skip ahead"
+                    );
+                }
+                (r.org, r.auth, r.usage, r.clock)
+            }
             None => {
                 let clock = Clock::default();
                 let retention_ms =
@@ -153,8 +160,9 @@ impl Simulator {
             user_id18,
             config,
         });
-        if restored_org && let Some(p) = &persister {
-            p.mark_saved(&shared);
+        if let Some(p) = &persister {
+            // Mark the file as in use at once: a crash from now on is detected at the next start.
+            p.save(&shared, false).await?;
         }
         let token = auth::issue_token(&shared);
 
@@ -403,8 +411,10 @@ impl Handle {
             self.grpc_task.abort();
             self.tracker.wait().await;
         }
-        if let Some(p) = &self.persister {
-            p.save(&self.shared).await;
+        if let Some(p) = &self.persister
+            && let Err(error) = p.save(&self.shared, true).await
+        {
+            tracing::error!(%error, "Could not save the simulated org at shutdown");
         }
         // Drop removes a temporary data folder.
     }

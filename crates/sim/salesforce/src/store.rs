@@ -13,10 +13,11 @@ use crate::ids;
 use crate::meta::{FieldType, Kind, Metadata, ObjectDef};
 use crate::value::{self, ConvertError, Value};
 
-/// One record: values by field index (missing trailing values are null).
+/// One record: values by field index (missing trailing values are null). The values are
+/// shared until written (copy on write), so copying a table for a snapshot is cheap.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
-    values: Vec<Value>,
+    values: std::sync::Arc<Vec<Value>>,
 }
 
 impl Record {
@@ -27,10 +28,11 @@ impl Record {
 
     /// Sets field `i`.
     pub fn set(&mut self, i: usize, v: Value) {
-        if self.values.len() <= i {
-            self.values.resize(i + 1, Value::Null);
+        let values = std::sync::Arc::make_mut(&mut self.values);
+        if values.len() <= i {
+            values.resize(i + 1, Value::Null);
         }
-        self.values[i] = v;
+        values[i] = v;
     }
 
     /// The stored values by field index (trailing nulls may be missing).

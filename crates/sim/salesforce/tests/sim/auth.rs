@@ -9,9 +9,9 @@ use serde_json::{Value as Json, json};
 use crate::Sim;
 
 const KEY_PK8: &[u8] = include_bytes!("../fixtures/jwt_test_key.pk8");
-const CERT_PEM: &str = include_str!("../fixtures/jwt_test_cert.pem");
+pub const CERT_PEM: &str = include_str!("../fixtures/jwt_test_cert.pem");
 
-fn jwt(claims: &Json) -> String {
+pub fn jwt(claims: &Json) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
     let body = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signing_input = format!("{header}.{body}");
@@ -27,7 +27,7 @@ fn jwt(claims: &Json) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
-async fn token(sim: &Sim, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Json) {
+pub async fn token(sim: &Sim, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Json) {
     let mut req = sim.http.post(sim.url("/services/oauth2/token")).form(form);
     if let Some((u, p)) = basic {
         req = req.header(
@@ -39,7 +39,7 @@ async fn token(sim: &Sim, form: &[(&str, &str)], basic: Option<(&str, &str)>) ->
     (r.status, r.body)
 }
 
-fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     // The simulator's own wall clock (the tests run without an advanced offset here).
     u64::try_from(crossdock_sim_salesforce::clock::Clock::default().now_ms() / 1000).unwrap_or(0)
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the Salesforce simulator over real sockets: REST, OAuth, Pub/Sub,
-//! faults, bad input, and real third-party clients.
+//! faults, bad input, a second user, restarts on a data folder, and real third-party clients.
 
 mod auth;
 mod collections;
@@ -7,10 +7,12 @@ mod faults;
 mod fuzz;
 mod orders;
 mod perf;
+mod persist;
 mod pubsub;
 mod query;
 mod real_clients;
 mod rest;
+mod users;
 
 use std::time::Duration;
 

@@ -329,3 +329,123 @@ async fn amounts_outside_the_decimal_range_are_refused_not_crashed_on() {
     assert_eq!(sim.get("limits").await.status, 200);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn activated_orders_keep_custom_item_fields_and_description_editable() {
+    let sim = Sim::start().await;
+    let pb = sim.standard_pricebook().await;
+    let account = sim.create("Account", json!({"Name": "Shipping Co"})).await;
+    let (_, boot) = sim.priced_product("Boot", 120.0).await;
+    let (_, sock) = sim.priced_product("Sock", 5.0).await;
+    let order = sim
+        .create("Order", json!({"AccountId": account, "EffectiveDate": "2026-11-26", "Status": "Draft", "Pricebook2Id": pb}))
+        .await;
+    let line = sim
+        .create("OrderItem", json!({"OrderId": order, "PricebookEntryId": boot, "Quantity": 4, "UnitPrice": 120, "Hub_Line_Key__c": "H-9-1"}))
+        .await;
+    let activate = sim
+        .patch(
+            &format!("sobjects/Order/{order}"),
+            json!({"Status": "Activated"}),
+        )
+        .await;
+    assert_eq!(activate.status, 204, "{}", activate.text);
+    let item_url = format!("sobjects/OrderItem/{line}");
+
+    // Custom fields and Description stay editable (the "Edit Activated Orders" permission).
+    let shipped = sim
+        .patch(&item_url, json!({"Quantity_Shipped__c": 2, "Quantity_Backordered__c": 2, "Description": "Two boots to follow"}))
+        .await;
+    assert_eq!(shipped.status, 204, "{}", shipped.text);
+    // Sending a structural field with its current value changes nothing, so it is accepted.
+    let same = sim
+        .patch(
+            &item_url,
+            json!({"Quantity": 4.0, "UnitPrice": 120, "Quantity_Delivered__c": 1}),
+        )
+        .await;
+    assert_eq!(same.status, 204, "{}", same.text);
+    // Upsert by the hub's line key and collections updates go through the same rule.
+    let upsert = sim
+        .patch(
+            "sobjects/OrderItem/Hub_Line_Key__c/H-9-1",
+            json!({"Quantity_Shipped__c": 3}),
+        )
+        .await;
+    assert_eq!(
+        (upsert.status, upsert.body["created"].clone()),
+        (200, json!(false)),
+        "{}",
+        upsert.text
+    );
+    let batch = sim
+        .patch(
+            "composite/sobjects",
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "OrderItem"}, "id": line, "Quantity_Invoiced__c": 3},
+                {"attributes": {"type": "OrderItem"}, "id": line, "Quantity": 5},
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    assert_eq!(batch.body[0]["success"], json!(true), "{}", batch.text);
+    assert_eq!(
+        batch.body[1]["errors"][0]["statusCode"],
+        json!("FIELD_INTEGRITY_EXCEPTION")
+    );
+
+    let item = sim.get(&item_url).await.body;
+    assert_eq!(item["Quantity_Shipped__c"], json!(3.0));
+    assert_eq!(item["Quantity_Backordered__c"], json!(2.0));
+    assert_eq!(item["Quantity_Delivered__c"], json!(1.0));
+    assert_eq!(item["Quantity_Invoiced__c"], json!(3.0));
+    assert_eq!(item["Description"], json!("Two boots to follow"));
+    assert_eq!(item["Quantity"], json!(4.0));
+
+    // The structural fields stay frozen.
+    for (body, field) in [
+        (json!({"Quantity": 3}), "Quantity"),
+        (
+            json!({"UnitPrice": 99.5, "Quantity_Shipped__c": 4}),
+            "UnitPrice",
+        ),
+    ] {
+        let r = sim.patch(&item_url, body).await;
+        assert_eq!(
+            r.error_code(),
+            Some("FIELD_INTEGRITY_EXCEPTION"),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.body[0]["fields"], json!([field]));
+    }
+    let refs = sim
+        .patch(&item_url, json!({"PricebookEntryId": sock}))
+        .await;
+    assert_eq!(refs.error_code(), Some("INVALID_FIELD_FOR_INSERT_UPDATE"));
+    let added = sim
+        .post(
+            "sobjects/OrderItem",
+            json!({"OrderId": order, "PricebookEntryId": sock, "Quantity": 1, "UnitPrice": 5}),
+        )
+        .await;
+    assert_eq!(added.error_code(), Some("FIELD_INTEGRITY_EXCEPTION"));
+    let removed = sim.delete(&item_url).await;
+    assert_eq!(removed.error_code(), Some("FIELD_INTEGRITY_EXCEPTION"));
+
+    // Nothing refused changed the item or the order's total.
+    let item = sim.get(&item_url).await.body;
+    assert_eq!(
+        (
+            item["Quantity"].clone(),
+            item["UnitPrice"].clone(),
+            item["Quantity_Shipped__c"].clone()
+        ),
+        (json!(4.0), json!(120.0), json!(3.0))
+    );
+    assert_eq!(
+        sim.get(&format!("sobjects/Order/{order}")).await.body["TotalAmount"],
+        json!(480.0)
+    );
+    sim.shutdown().await;
+}

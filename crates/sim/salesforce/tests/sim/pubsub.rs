@@ -17,7 +17,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::Sim;
 
-async fn client(sim: &Sim) -> PubSubClient<Channel> {
+pub async fn client(sim: &Sim) -> PubSubClient<Channel> {
     let ca = std::fs::read_to_string(sim.handle.ca_pem_path()).expect("CA");
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
@@ -32,10 +32,15 @@ async fn client(sim: &Sim) -> PubSubClient<Channel> {
     PubSubClient::new(channel)
 }
 
-fn authed<T>(sim: &Sim, msg: T) -> tonic::Request<T> {
+pub fn authed<T>(sim: &Sim, msg: T) -> tonic::Request<T> {
+    authed_as(sim, &sim.token, msg)
+}
+
+/// A request carrying `token` (another user's, or one issued before a restart).
+pub fn authed_as<T>(sim: &Sim, token: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     let md = req.metadata_mut();
-    md.insert("accesstoken", sim.token.parse().expect("ascii"));
+    md.insert("accesstoken", token.parse().expect("ascii"));
     md.insert("instanceurl", sim.handle.base_url().parse().expect("ascii"));
     md.insert("tenantid", sim.handle.org_id().parse().expect("ascii"));
     req
@@ -100,7 +105,7 @@ fn decode(schema: &Json, r: &mut Reader<'_>, names: &mut Map<String, Json>) -> J
     }
 }
 
-async fn decode_event(
+pub async fn decode_event(
     sim: &Sim,
     c: &mut PubSubClient<Channel>,
     ev: &ProducerEvent,
@@ -122,7 +127,7 @@ async fn decode_event(
     (schema, value)
 }
 
-fn bitmap_names(schema: &Json, bitmap: &Json) -> Vec<String> {
+pub fn bitmap_names(schema: &Json, bitmap: &Json) -> Vec<String> {
     let fields = schema["fields"].as_array().cloned().unwrap_or_default();
     let mut out = Vec::new();
     for entry in bitmap
@@ -149,12 +154,12 @@ fn bitmap_names(schema: &Json, bitmap: &Json) -> Vec<String> {
     out
 }
 
-struct Subscription {
-    tx: mpsc::Sender<FetchRequest>,
-    rx: tonic::Streaming<FetchResponse>,
+pub struct Subscription {
+    pub tx: mpsc::Sender<FetchRequest>,
+    pub rx: tonic::Streaming<FetchResponse>,
 }
 
-async fn subscribe(
+pub async fn subscribe(
     sim: &Sim,
     c: &mut PubSubClient<Channel>,
     first: FetchRequest,
@@ -168,7 +173,7 @@ async fn subscribe(
     Ok(Subscription { tx, rx: stream })
 }
 
-async fn next(sub: &mut Subscription) -> Result<FetchResponse, tonic::Status> {
+pub async fn next(sub: &mut Subscription) -> Result<FetchResponse, tonic::Status> {
     tokio::time::timeout(Duration::from_secs(10), sub.rx.next())
         .await
         .expect("a response within 10 s")
