@@ -1,7 +1,7 @@
 //! SQLite backend: the embedded default.
 //!
 //! - One file in WAL mode with `synchronous=FULL`: a write is on disk when its call returns.
-//! - **One writer thread** owns the only write connection and **group-commits** ([`writer`]):
+//! - **One writer thread** owns the only write connection and **group-commits** (module `writer`):
 //!   every write operation is a closure sent over a bounded channel; the thread runs all the
 //!   queued ones in one transaction, each in its own savepoint, and commits once. Many
 //!   concurrent `complete` calls therefore share one fsync.
