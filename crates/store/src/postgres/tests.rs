@@ -18,6 +18,20 @@ fn fresh_schema() -> String {
     format!("t_{}", crate::random_suffix())
 }
 
+/// Runs `check` with a fresh schema name, then drops the schema (also when `check` fails).
+async fn with_schema<F, Fut>(check: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let schema = fresh_schema();
+    let outcome = tokio::spawn(check(schema.clone())).await;
+    drop_schema(&postgres_url(), &schema).await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 async fn admin() -> PgConnection {
     PgConnection::connect(&postgres_url())
         .await
@@ -31,7 +45,10 @@ async fn admin() -> PgConnection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn processes_opening_one_schema_at_once_migrate_it_once() {
-    let schema = fresh_schema();
+    with_schema(opening_at_once).await;
+}
+
+async fn opening_at_once(schema: String) {
     let mut opens = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let location = location(&schema);
@@ -97,13 +114,15 @@ async fn processes_opening_one_schema_at_once_migrate_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hub_processes_never_lease_one_key_twice() {
-    let schema = fresh_schema();
+    with_schema(two_processes).await;
+}
+
+async fn two_processes(schema: String) {
     let first: SharedStore = Arc::new(PgStore::connect(&location(&schema)).await.unwrap());
     let second: SharedStore = Arc::new(PgStore::connect(&location(&schema)).await.unwrap());
     workers_never_overlap_on_a_key(vec![first.clone(), second.clone()]).await;
     first.close().await;
     second.close().await;
-    drop_schema(&postgres_url(), &schema).await.unwrap();
 }
 
 #[tokio::test]
@@ -123,7 +142,10 @@ async fn unreachable_servers_and_bad_schemas_give_errors() {
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let schema = fresh_schema();
+    with_schema(newer_schema_refused).await;
+}
+
+async fn newer_schema_refused(schema: String) {
     let store = PgStore::connect(&location(&schema)).await.unwrap();
     store.close().await;
     let mut conn = admin().await;
@@ -138,12 +160,14 @@ async fn a_newer_schema_is_refused() {
         .err()
         .expect("refused");
     assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{err}");
-    drop_schema(&postgres_url(), &schema).await.unwrap();
 }
 
 #[tokio::test]
 async fn lease_scans_only_ready_heads() {
-    let schema = fresh_schema();
+    with_schema(lease_plan).await;
+}
+
+async fn lease_plan(schema: String) {
     let store = PgStore::connect(&location(&schema)).await.unwrap();
     let mut conn = admin().await;
     sqlx::query(&format!("SET search_path TO \"{schema}\""))
@@ -179,5 +203,4 @@ async fn lease_scans_only_ready_heads() {
     assert!(plan.contains("tasks_ready"), "{plan}");
     assert!(plan.contains("tasks_leased_by_key"), "{plan}");
     store.close().await;
-    drop_schema(&postgres_url(), &schema).await.unwrap();
 }
