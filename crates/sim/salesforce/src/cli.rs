@@ -17,7 +17,9 @@ pub struct Args {
     /// Also serve REST over plain HTTP on this port (0 picks a free one).
     #[arg(long)]
     pub http_port: Option<u16>,
-    /// Folder for the generated CA certificate and server key (a temporary folder by default).
+    /// Folder for the CA certificate, the server key and the org's state (`org.json`), kept
+    /// across restarts: a simulator started again on it continues with the same org, ids,
+    /// tokens, events and CA. A temporary folder, removed at exit, by default.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Seed of every random choice, so runs repeat.
@@ -95,7 +97,23 @@ impl Args {
     }
 }
 
-/// Runs the simulator until Ctrl-C.
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Runs the simulator until Ctrl-C or SIGTERM, then saves the org when a data folder is set.
 ///
 /// # Errors
 /// When the configuration is invalid or a listener cannot start.
@@ -103,7 +121,14 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let config = args.config()?;
     let handle = Simulator::start(config).await?;
     let c = handle.credentials();
-    println!("Salesforce simulator running");
+    println!(
+        "Salesforce simulator running{}",
+        if handle.restored() {
+            " (org restored)"
+        } else {
+            ""
+        }
+    );
     println!("  base URL (instance + login): {}", handle.base_url());
     if let Some(http) = handle.http_url() {
         println!("  plain HTTP:                  {http}");
@@ -124,8 +149,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
         "  admin API:                   {}/__sim/stats",
         handle.base_url()
     );
+    if let Some(file) = handle.state_file() {
+        println!("  org state:                   {}", file.display());
+    }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await?;
     handle.shutdown().await;
     Ok(())
 }

@@ -82,6 +82,9 @@ pub enum PersistError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The thread that saves stopped unexpectedly.
+    #[error("the saving thread stopped: {0}")]
+    Thread(String),
 }
 
 /// A stored field value: externally tagged so no type is guessed back (nulls are left out).
@@ -664,11 +667,7 @@ impl Persister {
         let (p, s) = (Arc::clone(self), Arc::clone(shared));
         tokio::task::spawn_blocking(move || p.save_if_changed(&s, clean))
             .await
-            .unwrap_or_else(|e| {
-                Err(PersistError::Encode(format!(
-                    "the saving thread failed: {e}"
-                )))
-            })
+            .unwrap_or_else(|e| Err(PersistError::Thread(e.to_string())))
     }
 }
 
