@@ -418,3 +418,90 @@ async fn hub_line_numbers_survive_booking_and_reads() {
     assert!(!allocated.is_empty(), "the booking allocated stock");
     assert!(allocated.iter().all(|l| lines.contains(l)), "{allocated:?}");
 }
+
+#[tokio::test]
+async fn the_admin_side_steers_the_simulator_and_lists_its_seed_data() {
+    let (sim, erp) = simulator(Faults::default()).await;
+    let admin = super::Admin::new(&Config::new(sim.base_url())).expect("admin");
+
+    let seed = admin.seed().await.expect("seed data");
+    assert_eq!(seed.customers.len(), 25, "default scenario customers");
+    assert_eq!(seed.items.len(), 40, "default scenario items");
+    assert!(seed.locations.iter().any(|l| l.kind == "warehouse"));
+    let negotiated: usize = seed
+        .customers
+        .iter()
+        .map(|c| c.negotiated_prices.len())
+        .sum();
+    assert!(
+        negotiated > 0,
+        "Gold and Silver customers have negotiated prices"
+    );
+    for customer in &seed.customers {
+        for (sku, price) in &customer.negotiated_prices {
+            let item = seed.items.iter().find(|i| &i.sku == sku).expect("item");
+            assert!(
+                price < &item.list_price,
+                "{sku}: {price} vs {}",
+                item.list_price
+            );
+        }
+    }
+    assert!(
+        seed.items
+            .iter()
+            .all(|i| i.on_hand.len() == seed.locations.len()),
+        "stock per location"
+    );
+
+    admin
+        .start_outage(super::OutageMode::Http503, None)
+        .await
+        .expect("outage");
+    let failure = erp
+        .credit_status(&AccountId::new("ACC-00001"))
+        .await
+        .expect_err("outage");
+    assert_eq!(failure.class, FailureClass::Transient);
+    assert_eq!(failure.code.as_deref(), Some("outage"));
+    assert_eq!(admin.stop_outages().await.expect("stop"), 1);
+    erp.credit_status(&AccountId::new("ACC-00001"))
+        .await
+        .expect("back after the outage");
+
+    let mut faults = admin.faults().await.expect("faults");
+    faults.errors.insert(
+        "credit_check".to_owned(),
+        super::ErrorRates {
+            http_500: 0.5,
+            ..super::ErrorRates::default()
+        },
+    );
+    let stored = admin.set_faults(&faults).await.expect("set faults");
+    assert_eq!(stored.errors["credit_check"].http_500, 0.5);
+    let bad = super::Faults {
+        duplicate_rate: 2.0,
+        ..super::Faults::default()
+    };
+    let refused = admin.set_faults(&bad).await.expect_err("out of range");
+    assert_eq!(refused.class, FailureClass::Permanent);
+
+    let before = admin.clock().await.expect("clock");
+    let after = admin.advance_clock(3_600_000).await.expect("advance");
+    assert_eq!(after.now_ms - before.now_ms, 3_600_000);
+
+    erp.book_order(&booking("ORD-STATS"), "k-1")
+        .await
+        .expect("booked");
+    erp.book_order(&booking("ORD-STATS"), "k-2")
+        .await
+        .expect("again");
+    let stats = admin.stats().await.expect("stats");
+    assert_eq!(stats.bookings["ORD-STATS"].requests, 2);
+    assert_eq!(stats.bookings["ORD-STATS"].orders_created, 1);
+    assert_eq!(stats.calls["book_order"].calls, 2);
+    assert!(
+        stats.total_calls() > 40,
+        "the seed listing went through the API"
+    );
+}
