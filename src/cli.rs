@@ -41,6 +41,12 @@ pub enum Command {
     /// API and event contract tools.
     #[command(subcommand)]
     Contracts(ContractsCommand),
+    /// Create, list and revoke API keys (stored as salted hashes).
+    #[command(subcommand)]
+    ApiKey(crate::commands::api::ApiKeyCommand),
+    /// Load-test the HTTP API on 127.0.0.1 (inventory inquiry, order submission, trivial
+    /// baseline) and print requests/s and p50/p99 latency.
+    BenchApi(crate::commands::api::BenchApiArgs),
     /// Show one order's whole timeline across systems. [not ready yet: operational visibility]
     Trace {
         /// Any of the order's ids: hub, Salesforce, ERP or correlation id.
@@ -109,7 +115,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ContractsCommand {
-    /// Report breaking changes between two contract versions. [not ready yet: governed API]
+    /// Report breaking changes between two contract versions (OpenAPI files, or contract
+    /// folders with `openapi.json` and `events/`); exits 1 when there is any.
     Check {
         /// The contract in force.
         old: PathBuf,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod api;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConfigCommand, ContractsCommand, SimCommand};
@@ -18,9 +19,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check { .. }) => {
             not_ready("config check", "the lifecycle flows")
         }
-        Command::Contracts(ContractsCommand::Check { .. }) => {
-            not_ready("contracts check", "the governed API")
+        Command::Contracts(ContractsCommand::Check { old, new }) => {
+            api::contracts_check(&old, &new).map_err(Failure::Error)
         }
+        Command::ApiKey(command) => block_on(api::api_key(command)),
+        Command::BenchApi(args) => block_on(api::bench(args)),
         Command::Trace { .. } => not_ready("trace", "operational visibility"),
         Command::Dlq(_) => not_ready("dlq", "operational visibility"),
         Command::Replay { .. } => not_ready("replay", "operational visibility"),

@@ -96,6 +96,16 @@ pub fn document() -> Value {
             "schema": { "type": "string" }
         }
     });
+    let order_links = json!({
+        "GetOrder": { "operationId": "getOrder", "parameters": { "id": "$response.body#/order_id" } },
+        "GetOrderV1": { "operationId": "getOrderV1", "parameters": { "id": "$response.body#/order_id" } },
+        "GetOrderTimeline": { "operationId": "getOrderTimeline", "parameters": { "id": "$response.body#/order_id" } },
+        "GetOrderShipments": { "operationId": "getOrderShipments", "parameters": { "id": "$response.body#/order_id" } },
+    });
+    doc["paths"]["/v1/orders"]["post"]["responses"]["202"]["links"] = order_links;
+    doc["paths"]["/v1/returns"]["post"]["responses"]["202"]["links"] = json!({
+        "GetReturn": { "operationId": "getReturn", "parameters": { "rma": "$response.body#/rma" } },
+    });
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(operations) = item.as_object_mut() else {
@@ -184,6 +194,18 @@ mod tests {
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
+        let mut ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.values())
+            .filter_map(|item| item.as_object())
+            .flat_map(|ops| ops.values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids are unique");
         let submit = &doc["paths"]["/v1/orders"]["post"];
         for status in ["202", "401", "403", "409", "413", "415", "422", "429"] {
             assert!(submit["responses"][status].is_object(), "{status} missing");

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     get,
     path = "/v2/orders/{id}",
+    operation_id = "getOrder",
     tag = "orders",
     params(("id" = String, Path, description = "Any of the order's ids")),
     responses((status = 200, description = "The order's status", body = OrderStatusV2)),

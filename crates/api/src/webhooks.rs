@@ -129,6 +129,7 @@ fn verify(
 #[utoipa::path(
     post,
     path = "/webhooks/erp",
+    operation_id = "receiveErpWebhook",
     tag = "webhooks",
     request_body(content = Object, description = "One ERP change or an array of them", content_type = "application/json"),
     params(

@@ -94,6 +94,7 @@ async fn the_api_conforms_to_its_contract_under_generated_requests() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{stdout}");
     assert!(
         output.status.success(),
         "schemathesis found contract violations (exit {:?}):\n{stdout}\n{stderr}",

@@ -31,6 +31,7 @@ pub struct AccountPath {
 #[utoipa::path(
     put,
     path = "/v1/accounts/{external_ref}",
+    operation_id = "putAccount",
     tag = "accounts",
     params(("external_ref" = String, Path, description = "Account number", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     request_body = AccountBody,

@@ -38,6 +38,7 @@ pub struct InventoryQuery {
 #[utoipa::path(
     get,
     path = "/v1/inventory",
+    operation_id = "getInventory",
     tag = "inventory",
     params(InventoryQuery),
     responses(

@@ -48,6 +48,7 @@ use crate::views::{self, order_v1, rfc3339, visible_order};
 #[utoipa::path(
     post,
     path = "/v1/orders",
+    operation_id = "submitOrder",
     tag = "orders",
     request_body = SubmitOrder,
     params(
@@ -555,6 +556,7 @@ pub struct OrderPath {
 #[utoipa::path(
     get,
     path = "/v1/orders/{id}",
+    operation_id = "getOrderV1",
     tag = "orders",
     params(("id" = String, Path, description = "Any of the order's ids: hub, Salesforce id or number, ERP number")),
     responses(
@@ -619,6 +621,7 @@ pub struct OrderListQuery {
 #[utoipa::path(
     get,
     path = "/v1/orders",
+    operation_id = "listOrders",
     tag = "orders",
     params(OrderListQuery),
     responses((status = 200, description = "A page of orders", body = OrderPage)),
@@ -712,6 +715,7 @@ pub struct PageQuery {
 #[utoipa::path(
     get,
     path = "/v1/orders/{id}/timeline",
+    operation_id = "getOrderTimeline",
     tag = "orders",
     params(("id" = String, Path, description = "Any of the order's ids"), PageQuery),
     responses((status = 200, description = "A page of the timeline", body = TimelinePage)),
@@ -768,6 +772,7 @@ pub async fn timeline(
 #[utoipa::path(
     get,
     path = "/v1/orders/{id}/shipments",
+    operation_id = "getOrderShipments",
     tag = "orders",
     params(("id" = String, Path, description = "Any of the order's ids")),
     responses((status = 200, description = "The order's shipments", body = ShipmentsView)),

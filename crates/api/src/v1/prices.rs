@@ -18,6 +18,7 @@ use crate::state::AppState;
 #[utoipa::path(
     post,
     path = "/v1/prices",
+    operation_id = "getPrices",
     tag = "pricing",
     request_body = PriceQuery,
     responses((status = 200, description = "The ERP's prices for the account", body = PriceList)),

@@ -26,6 +26,7 @@ use crate::views::{self, visible_order};
 #[utoipa::path(
     post,
     path = "/v1/returns",
+    operation_id = "requestReturn",
     tag = "returns",
     request_body = ReturnSubmission,
     responses((status = 202, description = "Requested; the ERP authorises it asynchronously", body = ReturnAccepted)),
@@ -166,6 +167,7 @@ pub struct ReturnPath {
 #[utoipa::path(
     get,
     path = "/v1/returns/{rma}",
+    operation_id = "getReturn",
     tag = "returns",
     params(("rma" = String, Path, description = "Return id, ERP RMA number, or Salesforce case id or number")),
     responses((status = 200, description = "The return", body = ReturnView)),
