@@ -132,6 +132,17 @@ mod tryton {
 
     use super::*;
 
+    /// Without the server's env file the Tryton leg fails and names the setup script.
+    #[tokio::test]
+    async fn a_missing_tryton_setup_is_named() {
+        let missing = Path::new(env!("CARGO_MANIFEST_DIR")).join("no-such-dir/.tryton/env");
+        let message = TrytonWarehouse::connect(&missing)
+            .await
+            .err()
+            .expect("no server without its env file");
+        assert!(message.contains("scripts/setup/tryton.sh"), "{message}");
+    }
+
     /// Every case against the local Tryton server, one after the other (it is one shared
     /// database): fails, naming the setup script, when the server was not set up.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
