@@ -136,10 +136,9 @@ mod tryton {
     #[tokio::test]
     async fn a_missing_tryton_setup_is_named() {
         let missing = Path::new(env!("CARGO_MANIFEST_DIR")).join("no-such-dir/.tryton/env");
-        let message = TrytonWarehouse::connect(&missing)
-            .await
-            .err()
-            .expect("no server without its env file");
+        let Err(message) = TrytonWarehouse::connect(&missing).await else {
+            panic!("no server without its env file");
+        };
         assert!(message.contains("scripts/setup/tryton.sh"), "{message}");
     }
 
