@@ -32,21 +32,24 @@ use crate::state::AppState;
 /// Store namespace of accepted delivery ids.
 pub const DELIVERIES: &str = "webhook_deliveries";
 
-/// Turns a webhook body into ERP changes.
+/// Turns a webhook body into ERP changes. Asynchronous, so an adapter's decoder may look
+/// things up (e.g. its line numbering) while mapping its own event format.
+#[async_trait::async_trait]
 pub trait WebhookDecoder: Send + Sync + 'static {
     /// The changes a body carries.
     ///
     /// # Errors
     /// Why the body is not understood.
-    fn decode(&self, body: &[u8]) -> Result<Vec<ErpChange>, String>;
+    async fn decode(&self, body: &[u8]) -> Result<Vec<ErpChange>, String>;
 }
 
 /// Bodies in the hub's canonical change format: one [`ErpChange`] or an array of them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CanonicalChanges;
 
+#[async_trait::async_trait]
 impl WebhookDecoder for CanonicalChanges {
-    fn decode(&self, body: &[u8]) -> Result<Vec<ErpChange>, String> {
+    async fn decode(&self, body: &[u8]) -> Result<Vec<ErpChange>, String> {
         #[derive(serde::Deserialize)]
         #[serde(untagged)]
         enum OneOrMany {
@@ -166,6 +169,7 @@ pub async fn erp(
     let changes = state
         .webhook_decoder()
         .decode(&body)
+        .await
         .map_err(|reason| Problem::of("invalid-body", reason))?;
     let first = state
         .store()
@@ -270,18 +274,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn canonical_bodies_decode_one_or_many() {
+    #[tokio::test]
+    async fn canonical_bodies_decode_one_or_many() {
         let change = r#"{"id":"c1","at":"2025-03-03T08:00:00Z","kind":{"type":"order_booked","reference":"SF-1","erp_ref":"SO-1"}}"#;
-        assert_eq!(
-            CanonicalChanges.decode(change.as_bytes()).map(|c| c.len()),
-            Ok(1)
-        );
+        let one = CanonicalChanges.decode(change.as_bytes()).await;
+        assert_eq!(one.map(|c| c.len()), Ok(1));
         let many = format!("[{change},{change}]");
-        assert_eq!(
-            CanonicalChanges.decode(many.as_bytes()).map(|c| c.len()),
-            Ok(2)
-        );
-        assert!(CanonicalChanges.decode(b"{\"nope\":1}").is_err());
+        let two = CanonicalChanges.decode(many.as_bytes()).await;
+        assert_eq!(two.map(|c| c.len()), Ok(2));
+        assert!(CanonicalChanges.decode(b"{\"nope\":1}").await.is_err());
     }
 }

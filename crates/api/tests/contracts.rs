@@ -244,3 +244,17 @@ fn the_committed_contract_has_no_breaking_change_against_itself() {
     let found = check::paths(&dir, &dir).expect("readable");
     assert_eq!(found, Vec::<String>::new());
 }
+
+#[test]
+fn every_error_code_has_a_docs_page() {
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors");
+    let missing: Vec<&str> = crossdock_api::problem::CODES
+        .iter()
+        .map(|(code, _, _)| *code)
+        .filter(|code| !docs.join(format!("{code}.md")).exists())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/errors has no page for {missing:?}"
+    );
+}
