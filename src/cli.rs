@@ -47,21 +47,37 @@ pub enum Command {
     /// Load-test the HTTP API on 127.0.0.1 (inventory inquiry, order submission, trivial
     /// baseline) and print requests/s and p50/p99 latency.
     BenchApi(crate::commands::api::BenchApiArgs),
-    /// Show one order's whole timeline across systems. [not ready yet: operational visibility]
+    /// Show one order's whole timeline across systems.
     Trace {
-        /// Any of the order's ids: hub, Salesforce, ERP or correlation id.
+        /// Any of the order's ids: hub, Salesforce id or number, ERP number, return id or
+        /// correlation id.
         id: String,
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
-    /// Inspect and act on dead-lettered work. [not ready yet: operational visibility]
+    /// Inspect and act on dead-lettered work.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Replay a subscriber from a position or a time. [not ready yet: operational visibility]
+    /// Replay an event subscriber from a position or a time (moves its cursor back).
     Replay {
-        /// Subscriber name.
+        /// Subscriber name (its cursor, e.g. `webhooks` for `bus:webhooks`).
         subscriber: String,
-        /// Position to replay from.
+        /// Global position of the first event to deliver again.
+        #[arg(long, conflicts_with = "since")]
+        from: Option<i64>,
+        /// Deliver again from the first event recorded at or after this RFC 3339 time.
         #[arg(long)]
-        from: Option<String>,
+        since: Option<String>,
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
+        /// Name recorded in the audit trail (default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Compare Salesforce and ERP and heal drift. [not ready yet: lifecycle flows]
     Reconcile,
@@ -127,17 +143,68 @@ pub enum ContractsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// List dead-lettered tasks.
-    List,
-    /// Show one dead-lettered task.
-    Show { id: String },
-    /// Retry one dead-lettered task.
-    Retry { id: String },
-    /// Resolve one dead-lettered task with a reason.
-    Resolve {
+    /// List dead-lettered tasks (open ones unless `--filter status=…`; `status=any` for all).
+    List {
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
+        /// `key=value,…` with keys status, lane, kind, flow, class, order, since, until, limit.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead-lettered task with its (redacted) payload.
+    Show {
+        /// Dead letter id.
         id: String,
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
+    },
+    /// Send one dead-lettered task back to its queue (optionally with an edited payload), or
+    /// every open one matching `--filter` (check with `--dry-run` first).
+    Retry {
+        /// Dead letter id (or use --filter).
+        id: Option<String>,
+        /// A JSON file with the corrected payload, checked against the step's contract.
+        #[arg(long)]
+        edit: Option<PathBuf>,
+        /// Bulk replay: `key=value,…` as for `list`.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Show what would be sent without sending anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
+        /// Name recorded in the audit trail (default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Close one dead-lettered task with a reason.
+    Resolve {
+        /// Dead letter id.
+        id: String,
+        /// Why it can be closed without sending it again.
         #[arg(long)]
         reason: String,
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
+        /// Name recorded in the audit trail (default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// What became of a bulk replay: succeeded, still waiting, failed again.
+    Report {
+        /// Replay batch id (printed by `retry --filter`).
+        batch: String,
+        /// Store: a SQLite file path or a `postgres://` URL.
+        #[arg(long, env = "CROSSDOCK_STORE")]
+        store: String,
     },
 }
 

@@ -1,6 +1,10 @@
 //! One module per subcommand.
 
 pub mod api;
+mod dlq;
+mod replay;
+mod trace;
+
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConfigCommand, ContractsCommand, SimCommand};
@@ -24,9 +28,26 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::ApiKey(command) => block_on(api::api_key(command)),
         Command::BenchApi(args) => block_on(api::bench(args)),
-        Command::Trace { .. } => not_ready("trace", "operational visibility"),
-        Command::Dlq(_) => not_ready("dlq", "operational visibility"),
-        Command::Replay { .. } => not_ready("replay", "operational visibility"),
+        Command::Trace { id, store, json } => {
+            block_on(async move { trace::run(&id, &store, json).await })
+        }
+        Command::Dlq(command) => block_on(dlq::run(command)),
+        Command::Replay {
+            subscriber,
+            from,
+            since,
+            store,
+            actor,
+        } => block_on(async move {
+            replay::run(
+                &subscriber,
+                from,
+                since.as_deref(),
+                &store,
+                actor.as_deref(),
+            )
+            .await
+        }),
         Command::Reconcile => not_ready("reconcile", "the lifecycle flows"),
         Command::Bench(_) => not_ready("bench", "the engine"),
         Command::Drill(_) => not_ready("drill", "the engine"),

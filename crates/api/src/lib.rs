@@ -22,16 +22,20 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod contracts;
+pub mod dashboard;
 pub mod dto;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod ratelimit;
 pub mod redact;
 pub mod state;
+pub mod telemetry;
 pub mod v1;
 pub mod v2;
 pub mod views;
@@ -56,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v1::router())
         .merge(v2::router())
         .merge(webhooks::router())
+        .merge(ops::router(&state))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .with_state(state)

@@ -1,0 +1,216 @@
+//! The page frame (navigation, styles, the live-update script) and small HTML helpers.
+
+use std::fmt::Write as _;
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The sections of the navigation: (path, label).
+pub const NAV: [(&str, &str); 6] = [
+    ("/dashboard", "Health"),
+    ("/dashboard/flows", "Flows"),
+    ("/dashboard/orders", "Find an order"),
+    ("/dashboard/exceptions", "Failed work"),
+    ("/dashboard/systems", "Connected systems"),
+    ("/dashboard/roi", "Results"),
+];
+
+/// A status pill.
+pub fn pill(kind: &str, text: &str) -> String {
+    format!("<span class=\"pill {}\">{}</span>", esc(kind), esc(text))
+}
+
+/// A whole page: `main` is the content of `<main>`.
+pub fn frame(title: &str, active: &str, main: &str, viewer: &str, live_ms: u64) -> String {
+    let mut nav = String::new();
+    for (path, label) in NAV {
+        let current = if path == active {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        let _ = write!(nav, "<a href=\"{path}\"{current}>{}</a>", esc(label));
+    }
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · crossdock</title>
+<style>{STYLE}</style>
+</head>
+<body data-live-ms="{live_ms}">
+<header class="top">
+  <div class="brand">crossdock <small>operations</small></div>
+  <nav>{nav}</nav>
+  <div class="who"><span id="live" class="live" title="Updates automatically">● live</span> {viewer}</div>
+</header>
+<main id="main">{main}</main>
+<script>{SCRIPT}</script>
+</body>
+</html>"#,
+        title = esc(title),
+    )
+}
+
+const STYLE: &str = r#"
+:root { --bg:#f6f7f9; --card:#fff; --ink:#1d2733; --muted:#5d6b7a; --line:#e3e7ec; --ok:#1f8a4c; --warn:#b86e00; --bad:#c0392b; --accent:#2563eb; }
+* { box-sizing: border-box; }
+body { margin:0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background:var(--bg); color:var(--ink); }
+header.top { display:flex; gap:24px; align-items:center; padding:10px 24px; background:#17202b; color:#fff; flex-wrap:wrap; }
+.brand { font-weight:700; font-size:18px; } .brand small { font-weight:400; color:#9fb0c3; }
+nav { display:flex; gap:4px; flex-wrap:wrap; flex:1; }
+nav a { color:#cfd8e3; text-decoration:none; padding:6px 12px; border-radius:6px; }
+nav a[aria-current=page], nav a:hover { background:#2b3a4c; color:#fff; }
+.who { color:#9fb0c3; font-size:13px; } .live { color:#4ade80; } .live.off { color:#f87171; }
+main { padding:20px 24px 48px; max-width:1400px; margin:0 auto; }
+h1 { font-size:24px; margin:4px 0 4px; } h2 { font-size:18px; margin:28px 0 10px; }
+p.lead { color:var(--muted); margin:0 0 16px; }
+.tiles { display:grid; grid-template-columns:repeat(auto-fit,minmax(200px,1fr)); gap:12px; margin:16px 0; }
+.tile { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
+.tile .n { font-size:26px; font-weight:700; } .tile .l { color:var(--muted); font-size:13px; }
+.tile.bad .n { color:var(--bad); } .tile.ok .n { color:var(--ok); } .tile.warn .n { color:var(--warn); }
+table { width:100%; border-collapse:collapse; background:var(--card); border:1px solid var(--line); border-radius:10px; overflow:hidden; }
+th, td { text-align:left; padding:8px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { background:#eef1f5; font-size:13px; color:var(--muted); font-weight:600; }
+tr:last-child td { border-bottom:none; }
+td.num, th.num { text-align:right; white-space:nowrap; }
+.muted { color:var(--muted); } .small { font-size:13px; }
+.pill { display:inline-block; padding:1px 9px; border-radius:999px; font-size:12px; font-weight:600; background:#e5e7eb; color:#374151; white-space:nowrap; }
+.pill.ok { background:#dcfce7; color:#166534; } .pill.late, .pill.warning { background:#fef3c7; color:#92400e; }
+.pill.failing, .pill.critical, .pill.bad { background:#fee2e2; color:#991b1b; } .pill.info { background:#dbeafe; color:#1e40af; }
+.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(230px,1fr)); gap:12px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:12px 14px; }
+.card h3 { margin:0 0 6px; font-size:15px; display:flex; justify-content:space-between; align-items:flex-start; gap:8px; }
+.card h3 .pill { flex:none; }
+a { color:var(--accent); }
+button, .button { font:inherit; padding:5px 12px; border-radius:6px; border:1px solid #c7d0da; background:#fff; cursor:pointer; }
+button.primary { background:var(--accent); color:#fff; border-color:var(--accent); }
+button.danger { color:var(--bad); }
+button:disabled { opacity:.5; cursor:default; }
+input, select, textarea { font:inherit; padding:5px 8px; border:1px solid #c7d0da; border-radius:6px; }
+textarea { width:100%; min-height:180px; font-family: ui-monospace, monospace; font-size:13px; }
+form.filters { display:flex; gap:8px; flex-wrap:wrap; align-items:end; margin:8px 0 12px; }
+form.filters label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); }
+pre { background:#0f172a; color:#e2e8f0; padding:10px; border-radius:8px; overflow:auto; font-size:12px; max-height:320px; }
+.msg { padding:10px 14px; border-radius:8px; margin:10px 0; } .msg.ok { background:#dcfce7; } .msg.bad { background:#fee2e2; }
+.bar { height:10px; background:#e5e7eb; border-radius:5px; overflow:hidden; } .bar > span { display:block; height:100%; background:var(--accent); }
+.empty { padding:18px; text-align:center; color:var(--muted); background:var(--card); border:1px dashed var(--line); border-radius:10px; }
+"#;
+
+const SCRIPT: &str = r#"
+(function () {
+  const main = document.getElementById('main');
+  const dot = document.getElementById('live');
+  let busy = false;
+  function editing() {
+    const a = document.activeElement;
+    return busy || (a && (a.tagName === 'TEXTAREA' || a.tagName === 'INPUT' || a.tagName === 'SELECT')) || document.querySelector('[data-keep]');
+  }
+  async function refresh() {
+    if (editing()) return;
+    const u = new URL(location.href); u.searchParams.set('partial', '1');
+    try {
+      const r = await fetch(u, { headers: { 'x-crossdock-partial': '1' } });
+      if (r.ok && !editing()) { main.innerHTML = await r.text(); }
+    } catch (e) { /* the next tick tries again */ }
+  }
+  if (window.EventSource) {
+    const es = new EventSource('/dashboard/live');
+    let last = null;
+    es.addEventListener('tick', (e) => { dot.classList.remove('off'); if (e.data !== last) { if (last !== null) refresh(); last = e.data; } });
+    es.onerror = () => dot.classList.add('off');
+  }
+  async function act(url, body) {
+    busy = true;
+    try {
+      const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-crossdock-action': '1' }, body: JSON.stringify(body || {}) });
+      const text = await r.text();
+      let data = {}; try { data = JSON.parse(text); } catch (e) { data = { detail: text }; }
+      return { ok: r.ok, data };
+    } finally { busy = false; }
+  }
+  function show(el, ok, text) { if (!el) return; el.className = 'msg ' + (ok ? 'ok' : 'bad'); el.textContent = text; el.hidden = false; }
+  function problem(d) { return (d.detail || d.title || 'failed') + (d.errors ? ': ' + d.errors.map(e => e.field + ' ' + e.message).join('; ') : ''); }
+  document.addEventListener('click', async (ev) => {
+    const b = ev.target.closest('button[data-action]');
+    if (!b) return;
+    ev.preventDefault();
+    const id = b.dataset.id; const out = document.getElementById(b.dataset.out || 'result');
+    if (b.dataset.action === 'retry') {
+      b.disabled = true;
+      const r = await act('/dashboard/actions/dead-letters/' + id + '/retry', {});
+      show(out, r.ok, r.ok ? 'Sent again: dead letter ' + id + ' is back in the queue.' : problem(r.data));
+      if (r.ok) setTimeout(refresh, 800); else b.disabled = false;
+    } else if (b.dataset.action === 'edit-retry') {
+      let payload;
+      try { payload = JSON.parse(document.getElementById('payload-' + id).value); } catch (e) { show(out, false, 'The payload is not valid JSON: ' + e.message); return; }
+      const r = await act('/dashboard/actions/dead-letters/' + id + '/retry', { payload });
+      show(out, r.ok, r.ok ? 'Corrected payload accepted and sent again.' : problem(r.data));
+    } else if (b.dataset.action === 'resolve') {
+      const reason = prompt('Why can this be closed without sending it again?');
+      if (!reason) return;
+      const r = await act('/dashboard/actions/dead-letters/' + id + '/resolve', { reason });
+      show(out, r.ok, r.ok ? 'Closed.' : problem(r.data));
+      if (r.ok) setTimeout(refresh, 500);
+    } else if (b.dataset.action === 'preview' || b.dataset.action === 'replay') {
+      const filter = JSON.parse(b.dataset.filter || '{}');
+      const dry = b.dataset.action === 'preview';
+      const r = await act('/dashboard/actions/replays', { filter, dry_run: dry });
+      const box = document.getElementById('replay-box');
+      if (!r.ok) { show(out, false, problem(r.data)); return; }
+      if (dry) {
+        box.setAttribute('data-keep', '1');
+        box.innerHTML = '<p><b>' + r.data.would_send + '</b> failed item(s) would be sent again, oldest first, through the normal queues:</p><ul>' +
+          r.data.items.slice(0, 50).map(i => '<li>#' + i.id + ' ' + i.step + ' for ' + (i.order_id || '-') + ' — ' + i.error.replace(/</g, '&lt;') + '</li>').join('') + '</ul>' +
+          (r.data.would_send > 0 ? '<button class="primary" data-action="replay" data-filter=\'' + JSON.stringify(filter).replace(/'/g, '&#39;') + '\'>Replay ' + r.data.would_send + ' now</button> ' : '') +
+          '<button onclick="this.parentNode.removeAttribute(\'data-keep\'); this.parentNode.innerHTML=\'\'">Cancel</button>';
+      } else {
+        box.removeAttribute('data-keep');
+        box.innerHTML = '<div class="msg ok">Replay <b>' + r.data.batch + '</b>: ' + r.data.sent + ' item(s) sent. <a href="/dashboard/replays/' + r.data.batch + '">See what happened</a></div>';
+      }
+    }
+  });
+})();
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_html_and_urls() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(url("ORD 1/é"), "ORD%201%2F%C3%A9");
+    }
+}

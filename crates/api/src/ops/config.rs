@@ -1,0 +1,105 @@
+//! The `[ops]` block of `crossdock.toml`: health views, dashboard access and alerting.
+
+use serde::{Deserialize, Serialize};
+
+use super::alerts::AlertsConfig;
+
+/// Who may open the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DashboardAccess {
+    /// Sign in with an API key holding `ops:read` (actions need `ops:write`); the key is kept
+    /// in an HTTP-only, same-site cookie.
+    #[default]
+    ApiKey,
+    /// Anyone who can reach the port (a hub bound to localhost, the demo). Actions are audited
+    /// as `dashboard`.
+    Open,
+}
+
+/// Settings of the operations views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Days after an invoice is issued before an unpaid balance counts as overdue.
+    pub payment_terms_days: u64,
+    /// A health report younger than this (milliseconds) is served from memory.
+    pub health_cache_ms: u64,
+    /// Most time (milliseconds) one health computation spends reading new history; the rest
+    /// is read by the next one (the report says how far behind it is).
+    pub catch_up_budget_ms: u64,
+    /// Value added to every exception's value at risk before ranking, so problems without an
+    /// order value (stock levels) still rank by criticality and lateness.
+    pub base_value: rust_decimal::Decimal,
+    /// Who may open the dashboard.
+    pub dashboard_access: DashboardAccess,
+    /// How often the dashboard's live view refreshes (milliseconds).
+    pub live_refresh_ms: u64,
+    /// Alerting.
+    pub alerts: AlertsConfig,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            payment_terms_days: 30,
+            health_cache_ms: 1_000,
+            catch_up_budget_ms: 150,
+            base_value: rust_decimal::Decimal::from(100),
+            dashboard_access: DashboardAccess::ApiKey,
+            live_refresh_ms: 2_000,
+            alerts: AlertsConfig::default(),
+        }
+    }
+}
+
+impl OpsConfig {
+    /// Checks the settings without side effects; every problem at once.
+    ///
+    /// # Errors
+    /// The list of problems.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.payment_terms_days == 0 {
+            problems.push("ops.payment_terms_days must be at least 1".to_owned());
+        }
+        if self.live_refresh_ms < 250 {
+            problems.push("ops.live_refresh_ms must be at least 250".to_owned());
+        }
+        if self.base_value.is_sign_negative() {
+            problems.push("ops.base_value must not be negative".to_owned());
+        }
+        if let Err(mut more) = self.alerts.validate() {
+            problems.append(&mut more);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_block_is_valid_and_unknown_keys_are_refused() {
+        let config: OpsConfig = toml::from_str("").expect("empty block");
+        assert_eq!(config, OpsConfig::default());
+        assert!(config.validate().is_ok());
+        let error = toml::from_str::<OpsConfig>("payment_terms = 3")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("payment_terms"), "{error}");
+        let config: OpsConfig = toml::from_str(
+            "payment_terms_days = 0\ndashboard_access = \"open\"\n[alerts]\ninterval_secs = 0\n",
+        )
+        .expect("parses");
+        let problems = config.validate().err().unwrap_or_default();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(config.dashboard_access, DashboardAccess::Open);
+    }
+}

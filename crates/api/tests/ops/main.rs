@@ -1,0 +1,10 @@
+//! Operations: business health, order trace, exception handling, alerting, metrics and
+//! telemetry, against a real engine on a fresh SQLite store.
+
+mod alerts;
+mod exceptions;
+mod harness;
+mod health;
+mod metrics;
+mod prometheus;
+mod telemetry;
