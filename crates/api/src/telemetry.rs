@@ -5,7 +5,8 @@
 //! exit (dropping it flushes the spans still buffered). Every `tracing` span of the process —
 //! an order stage ([`order_stage`]) and the connector calls made inside it — becomes an
 //! OpenTelemetry span of one trace; log lines carry the fields of their spans (order id,
-//! stage, correlation id).
+//! stage, correlation id). [`TracedErp`] and [`TracedSalesforce`] wrap the connectors so each
+//! call is a span inside the span of the order stage its idempotency key names.
 
 use std::time::Duration;
 
@@ -210,7 +211,246 @@ pub fn connector_call(system: &str, operation: &str) -> tracing::Span {
         otel.name = format!("{system} {operation}"),
         system,
         operation,
+        records = tracing::field::Empty,
     )
+}
+
+/// The order and stage an idempotency key names (`ORDER/step`, e.g. `ORD-1/book`).
+fn stage_of(key: &str) -> Option<(&str, &str)> {
+    key.rsplit_once('/')
+        .filter(|(order, step)| !order.is_empty() && !step.is_empty())
+}
+
+/// The spans of a keyed connector call: the order stage the key names (or none) and the call
+/// inside it. The future runs in both, so the stage lasts as long as the call.
+fn keyed_call(system: &str, operation: &str, key: &str) -> (tracing::Span, tracing::Span) {
+    match stage_of(key) {
+        Some((order, stage)) => {
+            let stage_span = order_stage(order, stage, None);
+            let call = stage_span.in_scope(|| connector_call(system, operation));
+            (stage_span, call)
+        }
+        None => (tracing::Span::none(), connector_call(system, operation)),
+    }
+}
+
+/// An ERP adapter whose every call is a span: keyed calls (booking, cancellation, returns,
+/// credit memos, refunds, customer sync) inside the span of the order stage their
+/// idempotency key names, so each order stage is one trace from the hub to the ERP.
+pub struct TracedErp(pub std::sync::Arc<dyn crossdock_ports::Erp>);
+
+/// A Salesforce adapter whose every call is a span; a write of one order's state is inside
+/// that order's `sf-sync` stage span.
+pub struct TracedSalesforce(pub std::sync::Arc<dyn crossdock_ports::Salesforce>);
+
+mod traced {
+    use crossdock_domain::account::Account;
+    use crossdock_domain::catalog::{FulfilmentOption, InventoryLevel};
+    use crossdock_domain::ids::{AccountId, LineNo, LocationId, RmaId, Sku};
+    use crossdock_domain::money::Currency;
+    use crossdock_domain::order::{CreditAnswer, OrderDraft};
+    use crossdock_domain::summary::OrderSummary;
+    use crossdock_ports::erp::{
+        BookingConfirmation, BookingRequest, CancelOutcome, ChangeBatch, CreditMemo, CreditReport,
+        CustomerRef, ErpOrder, FulfilmentRequest, PriceQuote, PriceRequest, Refund,
+        ReturnAuthorisation, ReturnReceipt, ReturnRequest,
+    };
+    use crossdock_ports::failure::Result;
+    use crossdock_ports::salesforce::ApiUsage;
+    use rust_decimal::Decimal;
+    use tracing::Instrument;
+
+    use super::{TracedErp, TracedSalesforce, connector_call, keyed_call, order_stage};
+
+    #[async_trait::async_trait]
+    impl crossdock_ports::Erp for TracedErp {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        async fn prices(
+            &self,
+            account: &AccountId,
+            items: &[PriceRequest],
+            on: time::Date,
+        ) -> Result<Vec<PriceQuote>> {
+            self.0
+                .prices(account, items, on)
+                .instrument(connector_call("erp", "prices"))
+                .await
+        }
+        async fn availability(
+            &self,
+            skus: &[Sku],
+            location: Option<&LocationId>,
+        ) -> Result<Vec<InventoryLevel>> {
+            self.0
+                .availability(skus, location)
+                .instrument(connector_call("erp", "availability"))
+                .await
+        }
+        async fn credit_check(
+            &self,
+            account: &AccountId,
+            amount: Decimal,
+            currency: Currency,
+        ) -> Result<CreditAnswer> {
+            self.0
+                .credit_check(account, amount, currency)
+                .instrument(connector_call("erp", "credit_check"))
+                .await
+        }
+        async fn fulfilment_options(
+            &self,
+            request: &FulfilmentRequest,
+        ) -> Result<Vec<FulfilmentOption>> {
+            self.0
+                .fulfilment_options(request)
+                .instrument(connector_call("erp", "fulfilment_options"))
+                .await
+        }
+        async fn book_order(
+            &self,
+            order: &BookingRequest,
+            key: &str,
+        ) -> Result<BookingConfirmation> {
+            let (stage, call) = keyed_call("erp", "book_order", key);
+            self.0
+                .book_order(order, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn cancel_order(
+            &self,
+            erp_ref: &str,
+            reason: &str,
+            key: &str,
+        ) -> Result<CancelOutcome> {
+            let (stage, call) = keyed_call("erp", "cancel_order", key);
+            self.0
+                .cancel_order(erp_ref, reason, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn order(&self, erp_ref: &str) -> Result<ErpOrder> {
+            self.0
+                .order(erp_ref)
+                .instrument(connector_call("erp", "order"))
+                .await
+        }
+        async fn changes(&self, cursor: Option<&str>, limit: usize) -> Result<ChangeBatch> {
+            self.0
+                .changes(cursor, limit)
+                .instrument(connector_call("erp", "changes"))
+                .await
+        }
+        async fn upsert_customer(&self, account: &Account, key: &str) -> Result<CustomerRef> {
+            let (stage, call) = keyed_call("erp", "upsert_customer", key);
+            self.0
+                .upsert_customer(account, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn credit_status(&self, account: &AccountId) -> Result<CreditReport> {
+            self.0
+                .credit_status(account)
+                .instrument(connector_call("erp", "credit_status"))
+                .await
+        }
+        async fn create_return(
+            &self,
+            request: &ReturnRequest,
+            key: &str,
+        ) -> Result<ReturnAuthorisation> {
+            let (stage, call) = keyed_call("erp", "create_return", key);
+            self.0
+                .create_return(request, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn receive_return(
+            &self,
+            erp_rma: &str,
+            lines: &[(LineNo, u32)],
+            key: &str,
+        ) -> Result<ReturnReceipt> {
+            let (stage, call) = keyed_call("erp", "receive_return", key);
+            self.0
+                .receive_return(erp_rma, lines, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn issue_credit_memo(&self, erp_rma: &str, key: &str) -> Result<CreditMemo> {
+            let (stage, call) = keyed_call("erp", "issue_credit_memo", key);
+            self.0
+                .issue_credit_memo(erp_rma, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn issue_refund(&self, credit_memo: &str, key: &str) -> Result<Refund> {
+            let (stage, call) = keyed_call("erp", "issue_refund", key);
+            self.0
+                .issue_refund(credit_memo, key)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crossdock_ports::Salesforce for TracedSalesforce {
+        async fn write_orders(&self, orders: &[OrderSummary]) -> Vec<Result<()>> {
+            let (stage, call) = match orders {
+                [one] => {
+                    let stage = order_stage(one.id.as_str(), "sf-sync", None);
+                    let call = stage.in_scope(|| connector_call("salesforce", "write_orders"));
+                    (stage, call)
+                }
+                _ => (
+                    tracing::Span::none(),
+                    connector_call("salesforce", "write_orders"),
+                ),
+            };
+            call.record("records", orders.len());
+            self.0
+                .write_orders(orders)
+                .instrument(call)
+                .instrument(stage)
+                .await
+        }
+        async fn write_returns(&self, returns: &[(OrderSummary, RmaId)]) -> Vec<Result<()>> {
+            self.0
+                .write_returns(returns)
+                .instrument(connector_call("salesforce", "write_returns"))
+                .await
+        }
+        async fn write_inventory(&self, levels: &[InventoryLevel]) -> Vec<Result<()>> {
+            self.0
+                .write_inventory(levels)
+                .instrument(connector_call("salesforce", "write_inventory"))
+                .await
+        }
+        async fn write_credit(&self, reports: &[CreditReport]) -> Vec<Result<()>> {
+            self.0
+                .write_credit(reports)
+                .instrument(connector_call("salesforce", "write_credit"))
+                .await
+        }
+        async fn read_order(&self, sf_id: &str) -> Result<OrderDraft> {
+            self.0
+                .read_order(sf_id)
+                .instrument(connector_call("salesforce", "read_order"))
+                .await
+        }
+        fn usage(&self) -> Option<ApiUsage> {
+            self.0.usage()
+        }
+    }
 }
 
 #[cfg(test)]
