@@ -24,9 +24,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a simulated retail day end to end: store, both simulators, the hub and the dashboard.
-    /// [not ready yet: lifecycle flows]
     Demo(DemoArgs),
-    /// Run the hub against the systems configured in crossdock.toml. [not ready yet: lifecycle flows]
+    /// Run the hub against the systems configured in crossdock.toml.
     Serve {
         /// Configuration file.
         #[arg(long, default_value = "crossdock.toml")]
@@ -84,8 +83,8 @@ pub enum Command {
     /// Drive orders through the full lifecycle with in-process downstreams and print throughput,
     /// latency and the store's raw durable commit rate measured in the same run.
     Bench(BenchArgs),
-    /// Durability drill: push synthetic orders through the lifecycle against an HTTP downstream.
-    /// Safe to kill at any moment and start again with the same store: it resumes.
+    /// Durability drill: push synthetic orders through the lifecycle against the ERP simulator
+    /// and exit when every order is final. Safe to kill at any moment: it resumes.
     Drill(DrillArgs),
 }
 
@@ -121,7 +120,7 @@ pub enum SimCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file without contacting anything. [not ready yet: lifecycle flows]
+    /// Check a configuration file without contacting anything.
     Check {
         /// Configuration file.
         #[arg(default_value = "crossdock.toml")]
@@ -223,16 +222,10 @@ pub struct BenchArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DrillArgs {
-    /// Store: a SQLite file path or a `postgres://` URL.
-    #[arg(long)]
-    pub store: String,
+    /// Configuration (store, and `[erp] type = "sim"`).
+    #[arg(long, default_value = "crossdock.toml")]
+    pub config: PathBuf,
     /// Orders to create (idempotent: a restart does not create them again).
     #[arg(long, default_value_t = 2000)]
     pub orders: u32,
-    /// Base URL of the downstream that receives every effect with its idempotency key.
-    #[arg(long)]
-    pub downstream: String,
-    /// Worker count.
-    #[arg(long, default_value_t = 16)]
-    pub workers: usize,
 }

@@ -3,6 +3,9 @@
 
 mod cli;
 mod commands;
+mod config;
+mod hub;
+mod progress;
 
 use clap::Parser;
 

@@ -89,7 +89,9 @@ pub async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
         } => {
             let scopes = Scope::parse_list(&scopes).map_err(anyhow::Error::msg)?;
             for channel in &channels {
-                if !["b2b", "web", "marketplace", "store"].contains(&channel.to_ascii_lowercase().as_str()) {
+                if !["b2b", "web", "marketplace", "store"]
+                    .contains(&channel.to_ascii_lowercase().as_str())
+                {
                     bail!("unknown channel `{channel}` (b2b, web, marketplace, store)");
                 }
             }
@@ -111,7 +113,13 @@ pub async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 "Created key {} for {} (scopes: {}). It is shown once; store it now.",
                 created.record.id,
                 created.record.client,
-                created.record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+                created
+                    .record
+                    .scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             println!("{}", created.key);
         }
@@ -119,16 +127,32 @@ pub async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
             let store = open(&store).await?;
             let records = keys::list(&store).await?;
             store.close().await;
-            println!("{:<14} {:<20} {:<9} {:<26} {:<20} scopes", "id", "client", "state", "created", "accounts");
+            println!(
+                "{:<14} {:<20} {:<9} {:<26} {:<20} scopes",
+                "id", "client", "state", "created", "accounts"
+            );
             for record in records {
                 println!(
                     "{:<14} {:<20} {:<9} {:<26} {:<20} {}",
                     record.id,
                     record.client,
-                    if record.revoked_at.is_some() { "revoked" } else { "active" },
+                    if record.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
                     crossdock_api::views::rfc3339(record.created_at),
-                    if record.accounts.is_empty() { "all".to_owned() } else { record.accounts.join(",") },
-                    record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
+                    if record.accounts.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        record.accounts.join(",")
+                    },
+                    record
+                        .scopes
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                 );
             }
         }
@@ -155,9 +179,18 @@ pub fn contracts_check(old: &Path, new: &Path) -> anyhow::Result<()> {
         println!("{line}");
     }
     if !found.is_empty() {
-        bail!("{} breaking change(s) from {} to {}", found.len(), old.display(), new.display());
+        bail!(
+            "{} breaking change(s) from {} to {}",
+            found.len(),
+            old.display(),
+            new.display()
+        );
     }
-    println!("No breaking change from {} to {}", old.display(), new.display());
+    println!(
+        "No breaking change from {} to {}",
+        old.display(),
+        new.display()
+    );
     Ok(())
 }
 

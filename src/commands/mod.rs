@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
 pub mod api;
+mod bench;
+mod demo;
 mod dlq;
+mod drill;
 mod replay;
+pub mod serve;
 mod trace;
 
 use std::process::ExitCode;
@@ -14,14 +18,20 @@ use crate::cli::{Cli, Command, ConfigCommand, ContractsCommand, SimCommand};
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(&cli.log, cli.log_json);
     let result = match cli.command {
-        Command::Demo(_) => not_ready("demo", "the lifecycle flows"),
-        Command::Serve { .. } => not_ready("serve", "the lifecycle flows"),
-        Command::Sim(SimCommand::Salesforce(args)) => {
-            block_on(crossdock_sim_salesforce::cli::run(args))
-        }
-        Command::Sim(SimCommand::Erp(args)) => block_on(crossdock_sim_erp::cli::run(args)),
-        Command::Config(ConfigCommand::Check { .. }) => {
-            not_ready("config check", "the lifecycle flows")
+        Command::Demo(args) => block_on(demo::run(args)),
+        Command::Serve { config } => block_on(async move { serve::run(&config).await }),
+        Command::Sim(SimCommand::Salesforce(args)) => block_on(async move {
+            crossdock_sim_salesforce::cli::run(args)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }),
+        Command::Sim(SimCommand::Erp(args)) => block_on(async move {
+            crossdock_sim_erp::cli::run(args)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }),
+        Command::Config(ConfigCommand::Check { file }) => {
+            serve::check(&file).map_err(Failure::Error)
         }
         Command::Contracts(ContractsCommand::Check { old, new }) => {
             api::contracts_check(&old, &new).map_err(Failure::Error)
@@ -49,8 +59,8 @@ pub fn run(cli: Cli) -> ExitCode {
             .await
         }),
         Command::Reconcile => not_ready("reconcile", "the lifecycle flows"),
-        Command::Bench(_) => not_ready("bench", "the engine"),
-        Command::Drill(_) => not_ready("drill", "the engine"),
+        Command::Bench(args) => block_on(bench::run(args)),
+        Command::Drill(args) => block_on(drill::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,18 +87,15 @@ impl From<anyhow::Error> for Failure {
 }
 
 /// Runs a future to completion on a multi-threaded runtime.
-fn block_on<F, E>(future: F) -> Result<(), Failure>
+fn block_on<F>(future: F) -> Result<(), Failure>
 where
-    F: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    F: std::future::Future<Output = anyhow::Result<()>>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| Failure::Error(error.into()))?;
-    runtime
-        .block_on(future)
-        .map_err(|error| Failure::Error(anyhow::anyhow!("{error}")))
+    runtime.block_on(future).map_err(Failure::Error)
 }
 
 fn not_ready(command: &str, capability: &str) -> Result<(), Failure> {

@@ -190,6 +190,11 @@ pub fn task_for(
         },
     };
     let state_based = effect.is_state_based();
+    let due_at = if lane == LaneName::Salesforce {
+        now + time::Duration::try_from(config.sf_sync_delay).unwrap_or_default()
+    } else {
+        now
+    };
     NewTask {
         lane: lane.as_str().to_owned(),
         kind: effect.step_kind().to_owned(),
@@ -201,7 +206,7 @@ pub fn task_for(
             "effect": effect,
             "correlation": cause.correlation,
         }),
-        due_at: now,
+        due_at,
         blocking: !state_based,
         order_id: Some(order.to_string()),
     }

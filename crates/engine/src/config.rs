@@ -51,6 +51,10 @@ pub struct EngineConfig {
     pub erp_poll: Duration,
     /// Whether to poll the ERP change feed at all (off when the ERP pushes webhooks).
     pub erp_polling: bool,
+    /// How long a Salesforce write-back waits before it goes out, so that the changes of the
+    /// next moments collapse into it and it travels in a fuller batch (state-based writes
+    /// carry the latest state, so nothing is lost by waiting).
+    pub sf_sync_delay: Duration,
     /// Remaining Salesforce API calls (fraction of the daily limit) below which the
     /// Salesforce lane slows down.
     pub sf_budget_reserve: f64,
@@ -87,6 +91,7 @@ impl Default for EngineConfig {
             inventory_coalesce: Duration::from_secs(2),
             erp_poll: Duration::from_millis(500),
             erp_polling: true,
+            sf_sync_delay: Duration::from_millis(1_000),
             sf_budget_reserve: 0.1,
             shutdown_grace: Duration::from_secs(10),
         }

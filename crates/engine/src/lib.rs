@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod bus;
+pub mod checkpoints;
 pub mod config;
 pub mod describe;
 pub mod engine;

@@ -13,7 +13,7 @@ use crossdock_domain::order::{Command, CreditMemoFacts, InvoiceFacts, PaymentFac
 use crossdock_ports::erp::{ChangeKind, ErpChange};
 use crossdock_ports::inbound::{Inbound, InboundMessage};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::engine::Engine;
 
@@ -39,7 +39,8 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 Duration::ZERO
             }
             Err(error) => {
-                warn!(%error, "ERP change feed");
+                // Expected while the ERP is down; the lane's breaker and the health view show it.
+                debug!(%error, "ERP change feed unavailable");
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 backoff
             }

@@ -44,9 +44,9 @@ pub enum Next {
     DeadLetter,
 }
 
-/// Per-class retry policy of a lane.
+/// Per-class retry policy of a lane (classes left out keep their defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
     /// Timeouts, 5xx, resets.
     pub transient: Backoff,

@@ -67,6 +67,7 @@ pub fn test_config() -> EngineConfig {
         idle_poll: Duration::from_millis(20),
         inventory_coalesce: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(2),
+        sf_sync_delay: Duration::from_millis(20),
         ..EngineConfig::default()
     };
     config.erp_retry = fast_retries();

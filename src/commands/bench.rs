@@ -1,0 +1,245 @@
+//! `crossdock bench`: drives orders through the whole lifecycle with zero-latency in-process
+//! downstreams and prints throughput, step latency, memory, and — measured in the same run on
+//! the same file system or database — the store's raw durable commit rate, with the ratio.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossdock_domain::ids::{AccountId, ExternalRefs, LineNo, OrderId, Sku, System};
+use crossdock_domain::money::Currency;
+use crossdock_domain::order::{Channel, Command, DraftLine, OrderDraft};
+use crossdock_engine::loopback::{LoopbackErp, LoopbackSalesforce, list_price};
+use crossdock_engine::{Engine, EngineConfig, LaneConfig, Parts};
+use crossdock_ports::inbound::{Inbound, InboundMessage};
+use crossdock_ports::{Clock, SeededRng, SystemClock};
+use crossdock_store::SharedStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::BenchArgs;
+
+/// Runs the benchmark.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let temp = tempdir()?;
+    let (location, baseline) = match args.store.as_deref() {
+        Some(url) if url.starts_with("postgres") => {
+            let rate =
+                crossdock_store::postgres::baseline_commit_rate(url, 2_000, args.workers.min(16))
+                    .await
+                    .context("measuring the PostgreSQL baseline")?;
+            (
+                url.to_owned(),
+                ("PostgreSQL single-row INSERT per transaction", rate),
+            )
+        }
+        other => {
+            let path = other.map_or_else(|| temp.join("bench.sqlite"), PathBuf::from);
+            let dir = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| temp.clone());
+            let rate = crossdock_store::sqlite::baseline_commit_rate(&dir, 3_000)
+                .context("measuring the SQLite baseline")?;
+            (
+                path.display().to_string(),
+                (
+                    "SQLite WAL synchronous=FULL single-row INSERT per transaction",
+                    rate,
+                ),
+            )
+        }
+    };
+    println!("baseline: {:.0} commits/s ({})", baseline.1, baseline.0);
+
+    let store = crossdock_store::open(&location)
+        .await
+        .context("opening the store")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let erp = Arc::new(LoopbackErp::new(Arc::clone(&clock)));
+    let salesforce = Arc::new(LoopbackSalesforce::default());
+    let mut config = EngineConfig {
+        owner: "bench".to_owned(),
+        erp_poll: Duration::from_millis(5),
+        idle_poll: Duration::from_millis(20),
+        ..EngineConfig::default()
+    };
+    config.hub_lane = LaneConfig {
+        concurrency: args.workers,
+        ..config.hub_lane
+    };
+    config.erp_lane = LaneConfig {
+        concurrency: args.workers,
+        ..config.erp_lane
+    };
+    let engine = Engine::new(Parts {
+        store: Arc::clone(&store),
+        erp: erp.clone(),
+        salesforce: salesforce.clone(),
+        clock: Arc::clone(&clock),
+        rng: Arc::new(SeededRng::new(1)),
+        config,
+    });
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
+
+    let started = Instant::now();
+    let orders = args.orders;
+    let producer = {
+        let engine = Arc::clone(&engine);
+        let clock = Arc::clone(&clock);
+        tokio::spawn(async move {
+            for n in 0..orders {
+                let message = order_message(n, clock.now());
+                if let Err(error) = engine.accept_message(message).await {
+                    eprintln!("could not submit order {n}: {error}");
+                }
+            }
+        })
+    };
+    let mut rss_marks = Vec::new();
+    let progress = crate::progress::bar(u64::from(orders), "orders closed");
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let closed = closed_orders(&store).await?;
+        progress.set_position(closed);
+        let quarter = u64::from(orders).div_ceil(4).max(1);
+        if closed / quarter > rss_marks.len() as u64 && rss_marks.len() < 4 {
+            rss_marks.push((closed, peak_rss_kib()));
+        }
+        if closed >= u64::from(orders) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(1_800) {
+            anyhow::bail!("only {closed} of {orders} orders closed after 30 minutes");
+        }
+    }
+    progress.finish_and_clear();
+    let elapsed = started.elapsed();
+    producer.await.ok();
+    shutdown.cancel();
+    running.await.ok();
+
+    let metrics = engine.metrics().snapshot();
+    let steps = metrics.steps_ok;
+    let steps_per_sec = steps as f64 / elapsed.as_secs_f64();
+    println!("store: {} ({})", store.backend(), location);
+    println!(
+        "orders: {orders} in {:.2}s = {:.0} orders/s",
+        elapsed.as_secs_f64(),
+        f64::from(orders) / elapsed.as_secs_f64()
+    );
+    println!(
+        "steps: {steps} = {steps_per_sec:.0} steps/s ({:.1} per order)",
+        steps as f64 / f64::from(orders)
+    );
+    let p50 = engine
+        .metrics()
+        .step_latency_quantile(0.5)
+        .unwrap_or_default();
+    let p99 = engine
+        .metrics()
+        .step_latency_quantile(0.99)
+        .unwrap_or_default();
+    println!(
+        "step latency: p50 {:.2} ms, p99 {:.2} ms",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio: lifecycle steps/s ÷ baseline commits/s = {:.2}",
+        steps_per_sec / baseline.1.max(1.0)
+    );
+    let marks: Vec<String> = rss_marks
+        .iter()
+        .map(|(closed, kib)| format!("{closed} orders: {} MiB", kib / 1024))
+        .collect();
+    println!(
+        "peak RSS: {} MiB at the end; along the run: {}",
+        peak_rss_kib() / 1024,
+        marks.join(", ")
+    );
+    println!(
+        "downstream calls: ERP {} ({} bookings), Salesforce {} calls for {} records",
+        erp.calls.load(std::sync::atomic::Ordering::Relaxed),
+        erp.bookings_created
+            .load(std::sync::atomic::Ordering::Relaxed),
+        salesforce.calls.load(std::sync::atomic::Ordering::Relaxed),
+        salesforce
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    store.close().await;
+    Ok(())
+}
+
+async fn closed_orders(store: &SharedStore) -> Result<u64> {
+    let counts = store.order_counts().await?;
+    Ok(counts
+        .iter()
+        .filter(|(status, _)| status == "Closed")
+        .map(|(_, n)| *n)
+        .sum())
+}
+
+/// A synthetic Salesforce order: 1–3 lines at the loopback ERP's prices, one of 500 accounts.
+fn order_message(n: u32, now: time::OffsetDateTime) -> InboundMessage {
+    let id = OrderId::new(format!("BENCH-{n:07}"));
+    let lines = (0..(1 + n % 3))
+        .map(|i| {
+            let sku = Sku::new(format!("SKU-{:04}", (n * 7 + i * 13) % 100));
+            DraftLine {
+                line: LineNo(i + 1),
+                unit_price: list_price(&sku),
+                sku,
+                quantity: 1 + (n + i) % 4,
+                sf_id: None,
+            }
+        })
+        .collect();
+    let draft = OrderDraft {
+        id: id.clone(),
+        refs: ExternalRefs {
+            sf_number: Some(format!("{n:08}")),
+            ..ExternalRefs::default()
+        },
+        account: AccountId::new(format!("ACC-{:04}", n % 500)),
+        channel: Channel::B2b,
+        currency: Currency::USD,
+        lines,
+        region: None,
+        source: System::Salesforce,
+        captured_at: now,
+    };
+    let body = Inbound::Order {
+        order: id,
+        command: Command::CaptureOrder(draft),
+    };
+    InboundMessage {
+        source: System::Salesforce,
+        message_id: format!("bench-{n}"),
+        received_at: now,
+        raw: serde_json::to_string(&body).unwrap_or_default(),
+        body,
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("crossdock-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,486 @@
+//! `crossdock demo`: a retail day, end to end, in one process. The ERP simulator (or a real
+//! Tryton), the Salesforce simulator, the store and the hub (API and dashboard) start; the
+//! ERP's customers and products are mirrored into Salesforce; orders arrive in Salesforce on a
+//! plan — B2B orders at negotiated prices, a promotion spike at ten times the base rate,
+//! scarce items that backorder, a cancellation, returns, an ERP outage in the middle — and the
+//! hub carries each through booking, fulfilment, invoicing, payment and returns. At the end a
+//! summary and a reconciliation of Salesforce against the ERP.
+
+mod driver;
+mod report;
+mod salesforce_user;
+mod scenario;
+mod tryton;
+mod world;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use crossdock_domain::ids::LineNo;
+use crossdock_domain::summary::OrderSummary;
+use crossdock_store::OrderQuery;
+
+use self::driver::Driver;
+use self::report::Report;
+use self::salesforce_user::SalesforceUser;
+use self::scenario::{Plan, Twist};
+use self::world::World;
+use crate::cli::DemoArgs;
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let (dir, _temp) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = crossdock_dir()?;
+            (temp.clone(), Some(TempDirGuard(temp)))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let world = World::start(&dir, args.seed, &args.erp, args.port).await?;
+    println!("crossdock demo — data in {}", dir.display());
+    println!("  hub and dashboard  {}", world.hub_url);
+    println!(
+        "  Salesforce         {} (Pub/Sub {})",
+        world.salesforce.base_url(),
+        world.salesforce.grpc_endpoint()
+    );
+    if let Some(erp) = &world.erp_sim {
+        println!("  ERP simulator      {}", erp.base_url());
+    }
+    let outcome = day(&world, &args).await;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            world.stop().await.ok();
+            return Err(error);
+        }
+    };
+    print!("{}", report.render());
+    if !args.exit {
+        println!(
+            "\nEverything stays up. Dashboard: {}  — Ctrl-C to stop.",
+            world.hub_url
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        crate::commands::serve::stop_on_signal(stop.clone()).await;
+    }
+    world.stop().await?;
+    if !report.ok() {
+        bail!("the demo's checks failed (see the summary above)");
+    }
+    Ok(())
+}
+
+struct TempDirGuard(std::path::PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn crossdock_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("crossdock-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
+    let token = world.salesforce.issue_token();
+    let user = Arc::new(SalesforceUser::new(
+        world.salesforce.base_url(),
+        &token,
+        world.salesforce.ca_pem_path(),
+    )?);
+    let (customers, items) = master_data(world).await?;
+    let scarce: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.3 > 0 && i.3 < 30)
+        .map(|(n, _)| n)
+        .take(3)
+        .collect();
+    let (customers, items, pricebook) = driver::mirror(&user, customers, items).await?;
+    let day_length = Duration::from_secs(u64::from(args.orders / 8).clamp(30, 600));
+    let plan = Plan::new(
+        args.seed,
+        args.orders,
+        customers.len(),
+        items.len(),
+        &scarce,
+        day_length,
+    );
+    let driver = Arc::new(Driver {
+        user: Arc::clone(&user),
+        erp: Arc::clone(&world.erp),
+        store: world.store.clone(),
+        customers,
+        items,
+        pricebook,
+        prices: std::sync::Mutex::new(BTreeMap::new()),
+    });
+    driver.look_up_prices(&plan).await?;
+    println!(
+        "playing a day of {} orders over {}s: promotion spike {}–{}s, ERP outage {}–{}s",
+        args.orders,
+        day_length.as_secs(),
+        plan.spike.0.as_secs(),
+        plan.spike.1.as_secs(),
+        plan.outage.0.as_secs(),
+        plan.outage.1.as_secs()
+    );
+    let progress = crate::progress::bar(u64::from(args.orders), "orders settled");
+    let placing = {
+        let driver = Arc::clone(&driver);
+        let plan = plan.clone();
+        let admin = match &world.erp_section {
+            crate::config::ErpSection::Sim(config) => {
+                Some(crossdock_erp::sim::Admin::new(config).map_err(|e| anyhow::anyhow!("{e}"))?)
+            }
+            crate::config::ErpSection::Tryton(_) => None,
+        };
+        tokio::spawn(async move { driver.play(&plan, admin, || {}).await })
+    };
+    let started = Instant::now();
+    let limit = day_length + Duration::from_secs(600);
+    let returns: Vec<_> = plan
+        .orders
+        .iter()
+        .filter(|o| o.twist == Twist::Return)
+        .cloned()
+        .collect();
+    let mut cases_opened = 0usize;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for order in &returns {
+            if let Some(id) = driver.placed(order.n).await
+                && driver.open_return(order, &id).await?
+            {
+                cases_opened += 1;
+            }
+        }
+        let rows = demo_rows(world).await?;
+        // Settled: final in the hub, and Salesforce confirmed to show that final state.
+        let settled = rows
+            .iter()
+            .filter(|r| {
+                report::is_settled(&r.status)
+                    && r.sf_synced_status.as_deref() == Some(r.status.as_str())
+            })
+            .count();
+        let returns_closed = returns_closed(&rows);
+        progress.set_position(settled as u64);
+        let placed_all = placing.is_finished();
+        if placed_all && settled >= args.orders as usize && returns_closed >= returns.len() {
+            break;
+        }
+        if started.elapsed() > limit {
+            progress.finish_and_clear();
+            eprintln!(
+                "stopped waiting after {limit:?}: {settled} of {} orders settled",
+                args.orders
+            );
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    match placing.await {
+        Ok(result) => result?,
+        Err(error) => bail!("the order driver stopped: {error}"),
+    }
+    let _ = cases_opened;
+    measure(world, &plan, &user).await
+}
+
+/// Customers (account, name, tier) and items (sku, name, list price, available).
+async fn master_data(
+    world: &World,
+) -> Result<(
+    Vec<(String, String, String)>,
+    Vec<(String, String, rust_decimal::Decimal, i64)>,
+)> {
+    match &world.erp_section {
+        crate::config::ErpSection::Sim(config) => {
+            let admin =
+                crossdock_erp::sim::Admin::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let seed = admin
+                .seed()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the ERP's master data: {e}"))?;
+            Ok((
+                seed.customers
+                    .into_iter()
+                    .map(|c| (c.account, c.name, c.tier.as_str().to_owned()))
+                    .collect(),
+                seed.items
+                    .into_iter()
+                    .map(|i| {
+                        let available = i.available.values().sum();
+                        (i.sku, i.name, i.list_price, available)
+                    })
+                    .collect(),
+            ))
+        }
+        crate::config::ErpSection::Tryton(_) => {
+            let (customers, products) = tryton::codes()?;
+            let first = customers
+                .first()
+                .context("the Tryton seed has no customers")?;
+            let skus: Vec<crossdock_domain::ids::Sku> = products
+                .iter()
+                .map(|p| crossdock_domain::ids::Sku::new(p.clone()))
+                .collect();
+            let requests: Vec<crossdock_ports::erp::PriceRequest> = skus
+                .iter()
+                .map(|sku| crossdock_ports::erp::PriceRequest {
+                    sku: sku.clone(),
+                    quantity: 1,
+                })
+                .collect();
+            let today = crossdock_ports::Clock::now(&crossdock_ports::SystemClock).date();
+            let quotes = world
+                .erp
+                .prices(
+                    &crossdock_domain::ids::AccountId::new(first.clone()),
+                    &requests,
+                    today,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("Tryton prices: {e}"))?;
+            let levels = world
+                .erp
+                .availability(&skus, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("Tryton stock: {e}"))?;
+            let items = products
+                .into_iter()
+                .map(|sku| {
+                    let price = quotes
+                        .iter()
+                        .find(|q| q.sku.as_str() == sku)
+                        .map_or(rust_decimal::Decimal::ONE, |q| q.list_price);
+                    let available = levels
+                        .iter()
+                        .filter(|l| l.sku.as_str() == sku)
+                        .map(|l| l.available)
+                        .sum();
+                    (sku.clone(), sku, price, available)
+                })
+                .collect();
+            let customers = customers
+                .into_iter()
+                .map(|c| (c.clone(), c, "Silver".to_owned()))
+                .collect();
+            Ok((customers, items))
+        }
+    }
+}
+
+/// The demo's orders (hub ids of orders captured from Salesforce start with `SF-`).
+async fn demo_rows(world: &World) -> Result<Vec<crossdock_store::OrderRow>> {
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = world
+            .store
+            .orders(OrderQuery {
+                after: after.clone(),
+                limit: Some(1_000),
+                ..OrderQuery::default()
+            })
+            .await?;
+        let Some(last) = page.last().map(|r| r.order_id.clone()) else {
+            break;
+        };
+        rows.extend(page);
+        after = Some(last);
+    }
+    Ok(rows)
+}
+
+fn returns_closed(rows: &[crossdock_store::OrderRow]) -> usize {
+    rows.iter()
+        .filter_map(|r| serde_json::from_value::<OrderSummary>(r.body.clone()).ok())
+        .flat_map(|s| s.returns)
+        .filter(|r| r.status == crossdock_domain::order::ReturnStatus::Closed)
+        .count()
+}
+
+async fn measure(world: &World, plan: &Plan, user: &SalesforceUser) -> Result<Report> {
+    let rows = demo_rows(world).await?;
+    let mut report = Report::default();
+    for row in &rows {
+        *report.by_status.entry(row.status.clone()).or_default() += 1;
+    }
+    report.cycle_times = report::cycle_times(&rows);
+    report.dead_letters = report::dead_letters(&world.store).await?;
+    for ((_, class), n) in world.engine.metrics().snapshot().retries {
+        *report.retries.entry(class).or_default() += n;
+    }
+    let (used, _) = world.salesforce.state().api_usage();
+    let driver_calls = user.calls.load(std::sync::atomic::Ordering::Relaxed);
+    report.salesforce_calls = used.saturating_sub(driver_calls);
+    report.salesforce_calls_per_order = report.salesforce_calls as f64 / rows.len().max(1) as f64;
+    report.salesforce_calls_by_kind = world.salesforce.state().calls_by_kind();
+
+    // Planned final states: the hub id of an order is `SF-<OrderNumber>`; the plan knows
+    // orders by the description the driver gave them.
+    let sf_orders = user
+        .query("SELECT Id, OrderNumber, Description, Hub_Status__c, ERP_Order_Number__c FROM Order")
+        .await?;
+    let by_hub: BTreeMap<String, &serde_json::Value> = sf_orders
+        .iter()
+        .filter_map(|o| Some((format!("SF-{}", o["OrderNumber"].as_str()?), o)))
+        .collect();
+    let sf_items = user
+        .query("SELECT OrderId, Quantity_Shipped__c, Product2.StockKeepingUnit FROM OrderItem")
+        .await?;
+    let mut shipped_in_sf: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for item in &sf_items {
+        let order = item["OrderId"].as_str().unwrap_or_default().to_owned();
+        let sku = item["Product2"]["StockKeepingUnit"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        *shipped_in_sf.entry((order, sku)).or_default() +=
+            item["Quantity_Shipped__c"].as_f64().unwrap_or(0.0);
+    }
+    let (outage_from, outage_to) = outage_window(world, plan).await;
+    for row in &rows {
+        let Some(sf) = by_hub.get(&row.order_id) else {
+            continue;
+        };
+        let n: Option<u32> = sf["Description"]
+            .as_str()
+            .and_then(|d| d.strip_prefix("demo order "))
+            .and_then(|n| n.parse().ok());
+        if let Some(n) = n {
+            let expected = report::expected(plan, n);
+            let cancel_too_late =
+                expected == "Cancelled" && row.status == "Closed" && row.body["reason"].is_null();
+            if row.status != expected && !cancel_too_late {
+                report.unexpected.push(format!(
+                    "{} (demo order {n}) is {}, planned {expected}",
+                    row.order_id, row.status
+                ));
+            }
+        }
+        report.reconciled += 1;
+        // Salesforce shows what the hub knows.
+        let label = report::salesforce_label(&row.status);
+        if sf["Hub_Status__c"].as_str() != Some(label) {
+            report.disagreements.push(format!(
+                "{}: Salesforce shows {:?}, the hub {label:?}",
+                row.order_id, sf["Hub_Status__c"]
+            ));
+        }
+        if sf["ERP_Order_Number__c"].as_str() != row.erp_ref.as_deref() {
+            report.disagreements.push(format!(
+                "{}: Salesforce has ERP number {:?}, the hub {:?}",
+                row.order_id, sf["ERP_Order_Number__c"], row.erp_ref
+            ));
+        }
+        // The ERP agrees with the hub.
+        let summary: OrderSummary = serde_json::from_value(row.body.clone())?;
+        match &row.erp_ref {
+            Some(erp_ref) => match world.erp.order(erp_ref).await {
+                Ok(erp) => {
+                    if erp.cancelled != (row.status == "Cancelled") {
+                        report.disagreements.push(format!(
+                            "{}: ERP cancelled = {}, hub status {}",
+                            row.order_id, erp.cancelled, row.status
+                        ));
+                    }
+                    for line in &erp.lines {
+                        let hub_line = summary.lines.iter().find(|l| l.line == line.line);
+                        let hub_shipped = hub_line.map_or(0, |l| l.quantities.shipped);
+                        if hub_shipped != line.shipped {
+                            report.disagreements.push(format!(
+                                "{} line {}: ERP shipped {}, hub {hub_shipped}",
+                                row.order_id, line.line, line.shipped
+                            ));
+                        }
+                        let sf_id = sf["Id"].as_str().unwrap_or_default().to_owned();
+                        let sf_shipped = shipped_in_sf
+                            .get(&(sf_id, line.sku.to_string()))
+                            .copied()
+                            .unwrap_or(0.0);
+                        if (sf_shipped - f64::from(line.shipped)).abs() > f64::EPSILON
+                            && summary.lines.iter().filter(|l| l.sku == line.sku).count() == 1
+                        {
+                            report.disagreements.push(format!(
+                                "{} line {}: Salesforce shows {sf_shipped} shipped, the ERP {}",
+                                row.order_id,
+                                LineNo(line.line.0),
+                                line.shipped
+                            ));
+                        }
+                    }
+                }
+                Err(error) => report.disagreements.push(format!(
+                    "{}: the ERP cannot show {erp_ref}: {error}",
+                    row.order_id
+                )),
+            },
+            None => {
+                if !matches!(row.status.as_str(), "Rejected" | "Cancelled") {
+                    report
+                        .disagreements
+                        .push(format!("{}: {} but never booked", row.order_id, row.status));
+                }
+            }
+        }
+        if let (Some(captured), Some(from), Some(to)) = (row.captured_at, outage_from, outage_to)
+            && captured >= from
+            && captured <= to
+        {
+            report.outage.0 += 1;
+            if row.booked_at.is_some_and(|b| b >= to) {
+                report.outage.1 += 1;
+            }
+        }
+    }
+    report.returns = (
+        returns_closed(&rows),
+        plan.orders
+            .iter()
+            .filter(|o| o.twist == Twist::Return)
+            .count(),
+    );
+    if let Some(erp) = &world.erp_sim {
+        let stats = erp.stats();
+        if let Some(bookings) = stats["bookings"].as_object() {
+            for (reference, booking) in bookings {
+                if booking["orders_created"].as_u64().unwrap_or(0) > 1 {
+                    report.duplicate_bookings.push(reference.clone());
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// When the ERP outage ran (from the simulator's record of it).
+async fn outage_window(
+    world: &World,
+    _plan: &Plan,
+) -> (Option<time::OffsetDateTime>, Option<time::OffsetDateTime>) {
+    let Some(erp) = &world.erp_sim else {
+        return (None, None);
+    };
+    let stats = erp.stats();
+    let outage = stats["outages"]
+        .as_array()
+        .and_then(|o| o.first())
+        .cloned()
+        .unwrap_or_default();
+    let at = |key: &str| {
+        outage[key].as_i64().and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
+    };
+    (at("start_ms"), at("end_ms"))
+}

@@ -1,0 +1,202 @@
+//! Everything the demo runs in one process: the ERP simulator (or a real Tryton), the
+//! Salesforce simulator, the store, and the hub with its API and dashboard.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use crossdock_engine::Engine;
+use crossdock_ports::{Clock, Erp, SystemClock};
+use crossdock_sim_erp::config::{InvoiceMode, PaymentBehaviour, Scenario};
+use crossdock_store::SharedStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ErpSection};
+use crate::hub::{self, Hub};
+
+/// The running world.
+pub struct World {
+    /// The ERP simulator (absent when the demo runs against Tryton).
+    pub erp_sim: Option<crossdock_sim_erp::Handle>,
+    /// The ERP adapter the hub uses.
+    pub erp: Arc<dyn Erp>,
+    /// The ERP settings the hub uses.
+    pub erp_section: ErpSection,
+    /// The Salesforce simulator.
+    pub salesforce: crossdock_sim_salesforce::Handle,
+    /// The hub's store.
+    pub store: SharedStore,
+    /// The hub's engine.
+    pub engine: Arc<Engine>,
+    /// The hub's HTTP address.
+    pub hub_url: String,
+    /// Stops the hub.
+    pub shutdown: CancellationToken,
+    hub: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// Where the demo keeps its state.
+pub fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join("crossdock.sqlite"),
+        dir.join("erp"),
+        dir.join("salesforce"),
+    )
+}
+
+impl World {
+    /// Starts everything; `erp_kind` is `sim` or `tryton`.
+    pub async fn start(dir: &Path, seed: u64, erp_kind: &str, port: u16) -> Result<World> {
+        let (store_path, erp_dir, sf_dir) = paths(dir);
+        std::fs::create_dir_all(&erp_dir)?;
+        std::fs::create_dir_all(&sf_dir)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+        let (erp_sim, erp_section) = match erp_kind {
+            "sim" => {
+                let mut config = crossdock_sim_erp::Config::default()
+                    .starting_now()
+                    .with_demo_timings();
+                config.seed = seed;
+                config.scenario = Scenario {
+                    warehouses: 3,
+                    stores: 4,
+                    items: 40,
+                    customers: 25,
+                    promotions: 4,
+                };
+                config.invoicing = InvoiceMode::OnCompletion;
+                config.payments = PaymentBehaviour {
+                    on_time_share: 0.9,
+                    late_share: 0.1,
+                    ..PaymentBehaviour::demo()
+                };
+                config.data_dir = Some(erp_dir);
+                let handle = crossdock_sim_erp::Simulator::start(config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("starting the ERP simulator: {e}"))?;
+                let section = ErpSection::Sim(crossdock_erp::sim::Config::new(handle.base_url()));
+                (Some(handle), section)
+            }
+            "tryton" => (None, ErpSection::Tryton(super::tryton::config()?)),
+            other => bail!("--erp must be `sim` or `tryton`, not `{other}`"),
+        };
+        let erp = hub::erp(&erp_section, Arc::clone(&clock)).await?;
+
+        let sf_config = crossdock_sim_salesforce::Config {
+            seed,
+            data_dir: Some(sf_dir),
+            daily_api_limit: 1_000_000,
+            token_ttl_secs: 7_200,
+            ..crossdock_sim_salesforce::Config::default()
+        };
+        let salesforce = crossdock_sim_salesforce::Simulator::start(sf_config)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the Salesforce simulator: {e}"))?;
+
+        let store = crossdock_store::open(&store_path.display().to_string())
+            .await
+            .context("opening the store")?;
+        let config = hub_config(&salesforce, &erp_section)?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("the hub's port {port} is taken; pass --port"))?;
+        let hub_url = format!("http://{}", listener.local_addr()?);
+        let hub = Hub::build(config, store.clone(), Arc::clone(&clock), Arc::clone(&erp)).await?;
+        let engine = hub.engine.clone();
+        let shutdown = CancellationToken::new();
+        let hub = tokio::spawn(hub.run(listener, shutdown.clone()));
+        Ok(World {
+            erp_sim,
+            erp,
+            erp_section,
+            salesforce,
+            store,
+            engine,
+            hub_url,
+            shutdown,
+            hub,
+        })
+    }
+
+    /// Stops the hub, then the simulators (which save their state).
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(30), self.hub).await {
+            Ok(result) => result??,
+            Err(_) => eprintln!("the hub did not stop within 30 s"),
+        }
+        self.salesforce.shutdown().await;
+        if let Some(erp) = self.erp_sim {
+            erp.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// The hub's configuration for the demo: the simulators' addresses and credentials, and
+/// lanes tuned for a laptop.
+fn hub_config(salesforce: &crossdock_sim_salesforce::Handle, erp: &ErpSection) -> Result<Config> {
+    let credentials = salesforce.credentials();
+    let text = format!(
+        r#"
+[store]
+url = "unused: the demo opens its own store"
+
+[salesforce]
+login_url = "{base}"
+instance_url = "{base}"
+ca_file = "{ca}"
+client_name = "crossdock"
+daily_limit_reserve = 100
+
+[salesforce.auth]
+type = "client_credentials"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+
+[salesforce.pubsub]
+endpoint = "{grpc}"
+start = "earliest"
+num_requested = 100
+
+[engine]
+erp_poll_ms = 200
+inventory_coalesce_ms = 1000
+
+[lanes.erp]
+concurrency = 16
+timeout_ms = 10000
+breaker_failures = 5
+breaker_open_ms = 2000
+lease_ms = 20000
+
+[lanes.salesforce]
+concurrency = 4
+batch = 200
+timeout_ms = 20000
+lease_ms = 40000
+
+[lanes.hub]
+concurrency = 32
+timeout_ms = 10000
+lease_ms = 20000
+
+[retry.erp.transient]
+initial = 200
+max = 5000
+factor = 2.0
+max_attempts = 200
+"#,
+        base = salesforce.base_url(),
+        ca = salesforce.ca_pem_path().display(),
+        client_id = credentials.client_id,
+        client_secret = credentials.client_secret,
+        grpc = salesforce.grpc_endpoint(),
+    );
+    let mut config = Config::parse(&text, Vec::new())?;
+    config.erp = Some(erp.clone());
+    Ok(config)
+}

@@ -1,0 +1,95 @@
+//! `crossdock serve`: runs the hub against the systems in `crossdock.toml` until Ctrl-C or
+//! SIGTERM, then shuts down gracefully.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use crossdock_ports::{Clock, SystemClock};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::{self, Hub};
+
+/// Runs the hub.
+pub async fn run(path: &Path) -> Result<()> {
+    let config = Config::load(path)?;
+    let problems = config.check();
+    if !problems.is_empty() {
+        bail!(
+            "{} has problems:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        );
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = crossdock_store::open(&config.store.url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.store.url))?;
+    let erp_section = config
+        .erp
+        .as_ref()
+        .context("the [erp] section is required to serve")?;
+    let erp = hub::erp(erp_section, Arc::clone(&clock)).await?;
+    let listener = TcpListener::bind(&config.hub.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.hub.listen))?;
+    let address = listener.local_addr()?;
+    let hub = Hub::build(config, store, clock, erp).await?;
+    println!(
+        "crossdock is serving on http://{address} (dashboard at /, API at /v1, metrics at /metrics)"
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    hub.run(listener, shutdown).await
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub async fn stop_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    eprintln!("Shutting down gracefully…");
+    token.cancel();
+}
+
+/// `crossdock config check FILE`: prints every problem, or that the file is valid.
+pub fn check(path: &Path) -> Result<()> {
+    let config = Config::load(path)?;
+    let problems = config.check();
+    if problems.is_empty() {
+        println!(
+            "{}: valid ({} flows, store {})",
+            path.display(),
+            config.flows().len(),
+            config.store.url
+        );
+        Ok(())
+    } else {
+        bail!(
+            "{} has {} problem(s):\n  {}",
+            path.display(),
+            problems.len(),
+            problems.join("\n  ")
+        )
+    }
+}

@@ -1,0 +1,132 @@
+//! The composition root: builds the store, the connectors, the engine, the Salesforce
+//! subscriber, the event fan-out and the HTTP server from a configuration, and runs them
+//! until shutdown. `serve`, `demo` and `drill` all go through here.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use crossdock_engine::bus;
+use crossdock_engine::checkpoints::StoreCheckpoints;
+use crossdock_engine::{Engine, Parts};
+use crossdock_ports::{Clock, Erp, Salesforce, SeededRng};
+use crossdock_store::SharedStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, ErpSection};
+
+/// The ERP adapter a configuration names.
+///
+/// # Errors
+/// When the adapter cannot be set up (bad configuration, unreachable Tryton).
+pub async fn erp(section: &ErpSection, clock: Arc<dyn Clock>) -> Result<Arc<dyn Erp>> {
+    Ok(match section {
+        ErpSection::Sim(config) => Arc::new(
+            crossdock_erp::sim::Adapter::new(config)
+                .map_err(|e| anyhow::anyhow!("ERP simulator adapter: {e}"))?,
+        ),
+        ErpSection::Tryton(config) => Arc::new(
+            crossdock_erp::tryton::Adapter::connect(config.clone(), clock)
+                .await
+                .map_err(|e| anyhow::anyhow!("Tryton adapter: {e}"))?,
+        ),
+    })
+}
+
+/// A hub ready to run.
+pub struct Hub {
+    /// The engine (and through it the store).
+    pub engine: Arc<Engine>,
+    /// The Salesforce connector, when Salesforce is configured.
+    pub salesforce: Option<Arc<crossdock_salesforce::Adapter>>,
+    config: Config,
+}
+
+impl Hub {
+    /// Builds every component (connects nothing but the store and Tryton).
+    ///
+    /// # Errors
+    /// Invalid configuration or a component that cannot be set up.
+    pub async fn build(
+        config: Config,
+        store: SharedStore,
+        clock: Arc<dyn Clock>,
+        erp: Arc<dyn Erp>,
+    ) -> Result<Hub> {
+        let salesforce = match &config.salesforce {
+            Some(sf) => Some(Arc::new(
+                crossdock_salesforce::Adapter::build(sf, Arc::clone(&clock))
+                    .context("Salesforce connector")?,
+            )),
+            None => None,
+        };
+        let port: Arc<dyn Salesforce> = match &salesforce {
+            Some(adapter) => adapter.clone(),
+            None => Arc::new(crossdock_engine::loopback::LoopbackSalesforce::default()),
+        };
+        let engine = Engine::new(Parts {
+            store,
+            erp,
+            salesforce: port,
+            clock,
+            rng: Arc::new(SeededRng::from_entropy()),
+            config: config.engine(),
+        });
+        Ok(Hub {
+            engine,
+            salesforce,
+            config,
+        })
+    }
+
+    /// Runs the engine, the Salesforce subscriber, the event fan-out and the HTTP server on
+    /// `listener` until `shutdown`, then stops them in order: intake first, then workers.
+    ///
+    /// # Errors
+    /// When a component cannot start (e.g. NATS unreachable).
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+        let tasks = TaskTracker::new();
+        let store = self.engine.store().clone();
+        let clock = Arc::clone(self.engine.clock());
+        let intake = CancellationToken::new();
+
+        if let Some(adapter) = &self.salesforce {
+            let subscriber = crossdock_salesforce::Subscriber::build(
+                Arc::clone(adapter),
+                self.engine.clone(),
+                Arc::new(StoreCheckpoints::new(store.clone(), Arc::clone(&clock))),
+            )
+            .context("Salesforce subscriber")?;
+            let stop = intake.clone();
+            tasks.spawn(async move { subscriber.run(async move { stop.cancelled().await }).await });
+        }
+        if let Some(nats) = &self.config.nats {
+            let publisher = bus::nats::NatsPublisher::connect(nats)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (store, clock, stop) = (store.clone(), Arc::clone(&clock), intake.clone());
+            tasks.spawn(bus::run(store, clock, Arc::new(publisher), stop));
+        }
+        let api_stop = intake.clone();
+        let state = crossdock_api::AppState::new(self.engine.clone());
+        let server = tasks.spawn(crossdock_api::serve(listener, state, api_stop));
+        let engine_stop = CancellationToken::new();
+        let engine = tasks.spawn(self.engine.clone().run(engine_stop.clone()));
+        tasks.close();
+
+        shutdown.cancelled().await;
+        info!("Stopping intake (API, Salesforce subscriber, event fan-out)");
+        intake.cancel();
+        if let Ok(Err(error)) = server.await {
+            warn!(%error, "HTTP server stopped with an error");
+        }
+        engine_stop.cancel();
+        let _ = engine.await;
+        tasks.wait().await;
+        store.close().await;
+        info!("Stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests: the real `crossdock` binary as separate processes.
+
+mod crash;
