@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for step in services sfclients tryton browser; do
+for step in services sfclients tryton browser schemathesis; do
   if [ -x "scripts/setup/$step.sh" ]; then
     "scripts/setup/$step.sh"
   fi

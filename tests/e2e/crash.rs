@@ -169,7 +169,8 @@ fn store_url_again(dir: &TempDir, name: &str) -> String {
 
 fn postgres_url(name: &str) -> String {
     format!(
-        "postgres://postgres@127.0.0.1:5432/test?schema={name}_{}",
+        "postgres://postgres@127.0.0.1:5432/test?schema={}_{}",
+        name.replace('-', "_"),
         std::process::id()
     )
 }

@@ -407,18 +407,6 @@ async fn cancellations_returns_and_accounts_become_canonical_messages() {
     let org = Org::start().await;
     let seed = org.seed(1, 2);
     let order = &seed.orders[0];
-    // The org lacks the cancellation fields by default: add them like an admin would.
-    for (name, ty) in [
-        ("Cancel_Requested__c", "boolean"),
-        ("Cancel_Reason__c", "string"),
-    ] {
-        org.admin(
-            reqwest::Method::POST,
-            "schema/fields",
-            json!({"object": "Order", "name": name, "type": ty}),
-        )
-        .await;
-    }
     let adapter = org.adapter();
     let sink = Arc::new(MemorySink::default());
     let checkpoints = Arc::new(MemoryCheckpoints::default());
