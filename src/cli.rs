@@ -63,7 +63,7 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Replay an event subscriber from a position or a time (moves its cursor back).
     Replay {
-        /// Subscriber name (its cursor, e.g. `webhooks` for `bus:webhooks`).
+        /// Subscriber name (its cursor, e.g. `nats:crossdock` for the NATS stream `crossdock`).
         subscriber: String,
         /// Global position of the first event to deliver again.
         #[arg(long, conflicts_with = "since")]
@@ -78,14 +78,31 @@ pub enum Command {
         #[arg(long)]
         actor: Option<String>,
     },
-    /// Compare Salesforce and ERP and heal drift. [not ready yet: lifecycle flows]
-    Reconcile,
+    /// Compare every order the hub knows with Salesforce and the ERP; `--heal` rewrites the
+    /// hub's view to Salesforce where it is stale. Exits 1 while disagreements remain.
+    Reconcile(ReconcileArgs),
     /// Drive orders through the full lifecycle with in-process downstreams and print throughput,
     /// latency and the store's raw durable commit rate measured in the same run.
     Bench(BenchArgs),
     /// Durability drill: push synthetic orders through the lifecycle against the ERP simulator
     /// and exit when every order is final. Safe to kill at any moment: it resumes.
     Drill(DrillArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// The hub's configuration (store, Salesforce, ERP).
+    #[arg(long, default_value = "crossdock.toml")]
+    pub config: std::path::PathBuf,
+    /// Write the hub's view of each order Salesforce shows wrongly back to Salesforce.
+    #[arg(long)]
+    pub heal: bool,
+    /// Only orders with one of these hub statuses (comma separated, e.g. `Shipped,Closed`).
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Check at most this many orders.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,5 @@
 //! `crossdock.toml`: one file for the whole hub. Layers, later wins: built-in defaults → the
-//! file → environment variables `CROSSDOCK_<SECTION>__<KEY>` (`__` nests) → command-line
-//! flags. Then a pure check ([`Config::check`], what `crossdock config check` runs) reports
+//! file (`--config`) → environment variables `CROSSDOCK_<SECTION>__<KEY>` (`__` nests). Then a pure check ([`Config::check`], what `crossdock config check` runs) reports
 //! every problem at once, before anything connects anywhere.
 
 use std::collections::BTreeSet;
@@ -50,6 +49,16 @@ pub struct Config {
     /// Event fan-out to NATS JetStream.
     #[serde(default)]
     pub nats: Option<NatsConfig>,
+    /// The HTTP API: body limits, rate limits, JWT, signed ERP webhooks.
+    #[serde(default)]
+    pub api: crossdock_api::ApiConfig,
+    /// Operations views: health thresholds, dashboard access, alerting.
+    #[serde(default)]
+    pub ops: crossdock_api::ops::OpsConfig,
+    /// Logs and OpenTelemetry export (`serve` only; other commands log to stderr as
+    /// `--log` says).
+    #[serde(default)]
+    pub telemetry: Option<crossdock_api::telemetry::TelemetryConfig>,
 }
 
 /// `[store]`.
@@ -108,7 +117,7 @@ fn default_grace() -> u64 {
     10
 }
 
-/// `[erp]`: which ERP adapter, with its settings (`type = "sim"` or `"tryton"`).
+/// `[erp]`: which ERP adapter, with its settings (`type = "sim"`, `"tryton"` or `"rest"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ErpSection {
@@ -116,6 +125,9 @@ pub enum ErpSection {
     Sim(crossdock_erp::sim::Config),
     /// A Tryton server over JSON-RPC.
     Tryton(crossdock_erp::tryton::Config),
+    /// Any REST ERP, mapped by calls and jq filters per port operation
+    /// (`crates/erp/examples/rest-erp-sim.toml` maps the ERP simulator).
+    Rest(Box<crossdock_erp::rest::Config>),
 }
 
 /// `[engine]`.
@@ -259,6 +271,11 @@ impl Config {
                     problems.extend(errors.into_iter().map(|e| format!("erp: {e}")));
                 }
             }
+            Some(ErpSection::Rest(c)) => {
+                if let Err(errors) = c.validate() {
+                    problems.extend(errors.into_iter().map(|e| format!("erp: {e}")));
+                }
+            }
             None => {}
         }
         for (name, lane) in [
@@ -287,6 +304,17 @@ impl Config {
         }
         if !(0.0..1.0).contains(&self.engine.salesforce_budget_reserve) {
             problems.push("engine.salesforce_budget_reserve must be in [0, 1)".to_owned());
+        }
+        if let Err(errors) = self.api.validate() {
+            problems.extend(errors);
+        }
+        if let Err(errors) = self.ops.validate() {
+            problems.extend(errors);
+        }
+        if let Some(telemetry) = &self.telemetry
+            && let Err(errors) = telemetry.validate()
+        {
+            problems.extend(errors);
         }
         let flows = self.flows();
         let mut names = BTreeSet::new();

@@ -27,6 +27,10 @@ pub async fn erp(section: &ErpSection, clock: Arc<dyn Clock>) -> Result<Arc<dyn 
             crossdock_erp::sim::Adapter::new(config)
                 .map_err(|e| anyhow::anyhow!("ERP simulator adapter: {e}"))?,
         ),
+        ErpSection::Rest(config) => Arc::new(
+            crossdock_erp::rest::Adapter::new(config)
+                .map_err(|e| anyhow::anyhow!("REST ERP adapter: {e}"))?,
+        ),
         ErpSection::Tryton(config) => Arc::new(
             crossdock_erp::tryton::Adapter::connect(config.clone(), clock)
                 .await
@@ -64,7 +68,12 @@ impl Hub {
         };
         let port: Arc<dyn Salesforce> = match &salesforce {
             Some(adapter) => adapter.clone(),
-            None => Arc::new(crossdock_engine::loopback::LoopbackSalesforce::default()),
+            None => {
+                warn!(
+                    "No [salesforce] section: write-backs to Salesforce are accepted and dropped"
+                );
+                Arc::new(crossdock_engine::loopback::LoopbackSalesforce::default())
+            }
         };
         let engine = Engine::new(Parts {
             store,
@@ -109,9 +118,30 @@ impl Hub {
             let (store, clock, stop) = (store.clone(), Arc::clone(&clock), intake.clone());
             tasks.spawn(bus::run(store, clock, Arc::new(publisher), stop));
         }
-        let api_stop = intake.clone();
-        let state = crossdock_api::AppState::new(self.engine.clone());
-        let server = tasks.spawn(crossdock_api::serve(listener, state, api_stop));
+        let state =
+            crossdock_api::AppState::with_config(self.engine.clone(), self.config.api.clone())
+                .map_err(|e| anyhow::anyhow!("[api]: {e}"))?;
+        let ops = crossdock_api::ops::Ops::new(
+            state.clone(),
+            crossdock_api::ops::Settings {
+                flows: self.config.flows(),
+                config: self.config.ops.clone(),
+            },
+        );
+        if self.config.ops.alerts.enabled {
+            let alerting = crossdock_api::ops::alerts::Alerting::new(
+                self.config.ops.alerts.clone(),
+                ops.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("[ops.alerts]: {e}"))?;
+            tasks.spawn(alerting.run(intake.clone()));
+        }
+        let router = crossdock_api::router(state).layer(axum::Extension(ops));
+        let server = tasks.spawn(crossdock_api::serve_router(
+            listener,
+            router,
+            intake.clone(),
+        ));
         let engine_stop = CancellationToken::new();
         let engine = tasks.spawn(self.engine.clone().run(engine_stop.clone()));
         tasks.close();

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod hub;
 mod progress;
+mod reconcile;
 
 use clap::Parser;
 

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod dlq;
 mod drill;
+mod reconcile;
 mod replay;
 pub mod serve;
 mod trace;
@@ -13,13 +14,18 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConfigCommand, ContractsCommand, SimCommand};
 
-/// Runs the parsed command line and maps failures to exit codes: 0 success, 1 failure,
-/// 2 a command whose capability has not landed yet.
+/// Runs the parsed command line and maps failures to exit codes: 0 success, 1 failure.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(&cli.log, cli.log_json);
+    // `serve` sets up logging from its configuration's `[telemetry]` block when it has one.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_logging(&cli.log, cli.log_json);
+    }
+    let (log, log_json) = (cli.log.clone(), cli.log_json);
     let result = match cli.command {
         Command::Demo(args) => block_on(demo::run(args)),
-        Command::Serve { config } => block_on(async move { serve::run(&config).await }),
+        Command::Serve { config } => {
+            block_on(async move { serve::run(&config, || init_logging(&log, log_json)).await })
+        }
         Command::Sim(SimCommand::Salesforce(args)) => block_on(async move {
             crossdock_sim_salesforce::cli::run(args)
                 .await
@@ -58,13 +64,12 @@ pub fn run(cli: Cli) -> ExitCode {
             )
             .await
         }),
-        Command::Reconcile => not_ready("reconcile", "the lifecycle flows"),
+        Command::Reconcile(args) => block_on(reconcile::run(args)),
         Command::Bench(args) => block_on(bench::run(args)),
         Command::Drill(args) => block_on(drill::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::NotReady) => ExitCode::from(2),
         Err(Failure::Error(error)) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -74,8 +79,6 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Why a command did not succeed.
 pub enum Failure {
-    /// The command exists but its capability has not landed.
-    NotReady,
     /// The command ran and failed.
     Error(anyhow::Error),
 }
@@ -96,11 +99,6 @@ where
         .build()
         .map_err(|error| Failure::Error(error.into()))?;
     runtime.block_on(future).map_err(Failure::Error)
-}
-
-fn not_ready(command: &str, capability: &str) -> Result<(), Failure> {
-    eprintln!("crossdock {command}: not ready yet ({capability} has not landed)");
-    Err(Failure::NotReady)
 }
 
 fn init_logging(filter: &str, json: bool) {

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::hub::{self, Hub};
 
-/// Runs the hub.
-pub async fn run(path: &Path) -> Result<()> {
+/// Runs the hub. Logs and traces follow the configuration's `[telemetry]` block; without
+/// one, `default_logging` sets them up.
+pub async fn run(path: &Path, default_logging: impl FnOnce()) -> Result<()> {
     let config = Config::load(path)?;
     let problems = config.check();
     if !problems.is_empty() {
@@ -23,6 +24,17 @@ pub async fn run(path: &Path) -> Result<()> {
             problems.join("\n  ")
         );
     }
+    // Held until the hub stops: dropping it flushes exported spans.
+    let _telemetry = match &config.telemetry {
+        Some(telemetry) => Some(
+            crossdock_api::telemetry::install(telemetry)
+                .map_err(|e| anyhow::anyhow!("[telemetry]: {e}"))?,
+        ),
+        None => {
+            default_logging();
+            None
+        }
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = crossdock_store::open(&config.store.url)
         .await

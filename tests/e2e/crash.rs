@@ -125,8 +125,10 @@ lease_ms = 15000
         .iter()
         .find(|(s, _)| s == "Closed")
         .map_or(0, |(_, n)| *n);
+    // Customers run into their credit limits until payments come in, so how many orders are
+    // refused depends on timing; that any refusal has another cause would be a crash artefact.
     assert!(
-        closed > u64::from(ORDERS) * 9 / 10,
+        closed > u64::from(ORDERS) / 2,
         "most orders close: {counts:?}"
     );
 
@@ -141,6 +143,11 @@ lease_ms = 15000
         let created = booking["orders_created"].as_u64().unwrap_or(0);
         if row.status == "Rejected" {
             assert!(created <= 1, "{reference}: {created} sales");
+            let reason = row.body["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains("credit"),
+                "{reference} was rejected for something other than credit: {reason:?}"
+            );
         } else {
             assert_eq!(
                 created, 1,
@@ -157,6 +164,11 @@ lease_ms = 15000
     );
     store.close().await;
     sim.shutdown().await;
+    if let Some((url, schema)) = store_url_again(&dir, name).split_once("?schema=") {
+        crossdock_store::postgres::drop_schema(url, schema)
+            .await
+            .expect("schema dropped");
+    }
 }
 
 fn store_url_again(dir: &TempDir, name: &str) -> String {

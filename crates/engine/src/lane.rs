@@ -12,6 +12,9 @@ use tokio::time::Instant;
 
 use crossdock_ports::FailureClass;
 
+/// Calls per second of an unlimited lane at full speed, for scaling it down.
+const SLOWED_UNLIMITED_RATE: f64 = 10.0;
+
 /// Limits and breaker settings of one lane.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -217,7 +220,15 @@ impl Lane {
             }
             inner.probing = true;
         }
-        let rate = self.config.rate_per_sec * inner.rate_factor;
+        let rate = if self.config.rate_per_sec > 0.0 {
+            self.config.rate_per_sec * inner.rate_factor
+        } else if inner.rate_factor < 1.0 {
+            // An unlimited lane that must slow down (a nearly spent API budget) gets a
+            // modest rate rather than staying unlimited.
+            SLOWED_UNLIMITED_RATE * inner.rate_factor
+        } else {
+            0.0
+        };
         if rate > 0.0 {
             let elapsed = now.duration_since(inner.refilled).as_secs_f64();
             inner.tokens = (inner.tokens + elapsed * rate).min(f64::from(self.config.burst.max(1)));
@@ -263,7 +274,8 @@ impl Lane {
         }
     }
 
-    /// Scales the sustained rate (e.g. 0.2 when an API budget is nearly spent; 1.0 restores it).
+    /// Scales the sustained rate (e.g. 0.1 when an API budget is nearly spent; 1.0 restores it).
+    /// An unlimited lane scaled below 1.0 runs at that share of ten calls per second.
     pub fn set_rate_factor(&self, factor: f64) {
         self.lock().rate_factor = factor.clamp(0.01, 1.0);
     }
@@ -331,6 +343,32 @@ mod tests {
         assert_eq!(lane.try_call(), Wait::Ready);
         lane.record(Err(FailureClass::Transient));
         assert_eq!(lane.breaker(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unlimited_lane_slows_down_when_scaled_and_recovers() {
+        let lane = lane(LaneConfig {
+            rate_per_sec: 0.0,
+            burst: 1,
+            ..LaneConfig::default()
+        });
+        for _ in 0..100 {
+            assert_eq!(lane.try_call(), Wait::Ready, "unlimited");
+        }
+        lane.set_rate_factor(0.1);
+        let ready = (0..10).filter(|_| lane.try_call() == Wait::Ready).count();
+        assert!(
+            ready <= 1,
+            "{ready} calls went through a slowed lane at once"
+        );
+        let Wait::Until(at) = lane.try_call() else {
+            panic!("a slowed lane paces calls");
+        };
+        assert!(at - Instant::now() <= Duration::from_secs(1));
+        lane.set_rate_factor(1.0);
+        for _ in 0..100 {
+            assert_eq!(lane.try_call(), Wait::Ready, "unlimited again");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use crossdock_domain::ids::LineNo;
 use crossdock_domain::summary::OrderSummary;
 use crossdock_store::OrderQuery;
 
@@ -28,6 +27,7 @@ use self::salesforce_user::SalesforceUser;
 use self::scenario::{Plan, Twist};
 use self::world::World;
 use crate::cli::DemoArgs;
+use crate::reconcile::{SalesforceView, compare};
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -140,7 +140,7 @@ async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
             crate::config::ErpSection::Sim(config) => {
                 Some(crossdock_erp::sim::Admin::new(config).map_err(|e| anyhow::anyhow!("{e}"))?)
             }
-            crate::config::ErpSection::Tryton(_) => None,
+            crate::config::ErpSection::Tryton(_) | crate::config::ErpSection::Rest(_) => None,
         };
         tokio::spawn(async move { driver.play(&plan, admin, || {}).await })
     };
@@ -223,6 +223,9 @@ async fn master_data(
                     })
                     .collect(),
             ))
+        }
+        crate::config::ErpSection::Rest(_) => {
+            bail!("the demo plays its day against the ERP simulator or Tryton")
         }
         crate::config::ErpSection::Tryton(_) => {
             let (customers, products) = tryton::codes()?;
@@ -369,70 +372,29 @@ async fn measure(world: &World, plan: &Plan, user: &SalesforceUser) -> Result<Re
             }
         }
         report.reconciled += 1;
-        // Salesforce shows what the hub knows.
-        let label = report::salesforce_label(&row.status);
-        if sf["Hub_Status__c"].as_str() != Some(label) {
-            report.disagreements.push(format!(
-                "{}: Salesforce shows {:?}, the hub {label:?}",
-                row.order_id, sf["Hub_Status__c"]
-            ));
-        }
-        if sf["ERP_Order_Number__c"].as_str() != row.erp_ref.as_deref() {
-            report.disagreements.push(format!(
-                "{}: Salesforce has ERP number {:?}, the hub {:?}",
-                row.order_id, sf["ERP_Order_Number__c"], row.erp_ref
-            ));
-        }
-        // The ERP agrees with the hub.
         let summary: OrderSummary = serde_json::from_value(row.body.clone())?;
-        match &row.erp_ref {
-            Some(erp_ref) => match world.erp.order(erp_ref).await {
-                Ok(erp) => {
-                    if erp.cancelled != (row.status == "Cancelled") {
-                        report.disagreements.push(format!(
-                            "{}: ERP cancelled = {}, hub status {}",
-                            row.order_id, erp.cancelled, row.status
-                        ));
-                    }
-                    for line in &erp.lines {
-                        let hub_line = summary.lines.iter().find(|l| l.line == line.line);
-                        let hub_shipped = hub_line.map_or(0, |l| l.quantities.shipped);
-                        if hub_shipped != line.shipped {
-                            report.disagreements.push(format!(
-                                "{} line {}: ERP shipped {}, hub {hub_shipped}",
-                                row.order_id, line.line, line.shipped
-                            ));
-                        }
-                        let sf_id = sf["Id"].as_str().unwrap_or_default().to_owned();
-                        let sf_shipped = shipped_in_sf
-                            .get(&(sf_id, line.sku.to_string()))
-                            .copied()
-                            .unwrap_or(0.0);
-                        if (sf_shipped - f64::from(line.shipped)).abs() > f64::EPSILON
-                            && summary.lines.iter().filter(|l| l.sku == line.sku).count() == 1
-                        {
-                            report.disagreements.push(format!(
-                                "{} line {}: Salesforce shows {sf_shipped} shipped, the ERP {}",
-                                row.order_id,
-                                LineNo(line.line.0),
-                                line.shipped
-                            ));
-                        }
-                    }
-                }
-                Err(error) => report.disagreements.push(format!(
-                    "{}: the ERP cannot show {erp_ref}: {error}",
-                    row.order_id
-                )),
-            },
-            None => {
-                if !matches!(row.status.as_str(), "Rejected" | "Cancelled") {
-                    report
-                        .disagreements
-                        .push(format!("{}: {} but never booked", row.order_id, row.status));
-                }
-            }
-        }
+        let sf_id = sf["Id"].as_str().unwrap_or_default();
+        let view = SalesforceView {
+            status: sf["Hub_Status__c"].as_str().map(str::to_owned),
+            erp_number: sf["ERP_Order_Number__c"].as_str().map(str::to_owned),
+            shipped: shipped_in_sf
+                .range((sf_id.to_owned(), String::new())..)
+                .take_while(|((order, _), _)| order == sf_id)
+                .map(|((_, sku), n)| (sku.clone(), *n))
+                .collect(),
+        };
+        let erp = match &row.erp_ref {
+            Some(erp_ref) => Some(world.erp.order(erp_ref).await.map_err(|e| e.to_string())),
+            None => None,
+        };
+        let erp = erp
+            .as_ref()
+            .map(|answer| answer.as_ref().map_err(Clone::clone));
+        report.disagreements.extend(
+            compare(&row.status, &summary, Some(&view), erp)
+                .into_iter()
+                .map(|d| format!("{}: {}", d.order_id, d.what)),
+        );
         if let (Some(captured), Some(from), Some(to)) = (row.captured_at, outage_from, outage_to)
             && captured >= from
             && captured <= to

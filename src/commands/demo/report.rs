@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use crossdock_domain::order::OrderStatus;
 use crossdock_store::{DeadLetterFilter, DeadLetterStatus, OrderRow, SharedStore};
 use time::OffsetDateTime;
 
@@ -228,9 +227,4 @@ pub fn expected(plan: &Plan, n: u32) -> &'static str {
         Some(Twist::Cancel) => "Cancelled",
         _ => "Closed",
     }
-}
-
-/// Label a status has in Salesforce.
-pub fn salesforce_label(status: &str) -> &'static str {
-    OrderStatus::parse(status).map_or("", OrderStatus::as_str)
 }

@@ -184,6 +184,10 @@ concurrency = 32
 timeout_ms = 10000
 lease_ms = 20000
 
+# The demo's hub listens on 127.0.0.1 only: its dashboard opens without signing in.
+[ops]
+dashboard_access = "open"
+
 [retry.erp.transient]
 initial = 200
 max = 5000

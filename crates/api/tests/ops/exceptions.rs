@@ -67,14 +67,18 @@ async fn the_trace_follows_an_order_across_systems_by_any_id() {
     })
     .await;
     // Salesforce write-backs wait a moment to collapse: wait for the first one.
-    hub.wait_for(Duration::from_secs(20), "a Salesforce write-back", || async {
-        let (_, trace) = hub.get("/ops/orders/T-1/trace").await;
-        trace["entries"].as_array().is_some_and(|entries| {
-            entries
-                .iter()
-                .any(|e| e["kind"] == "attempt" && e["system"] == "salesforce")
-        })
-    })
+    hub.wait_for(
+        Duration::from_secs(20),
+        "a Salesforce write-back",
+        || async {
+            let (_, trace) = hub.get("/ops/orders/T-1/trace").await;
+            trace["entries"].as_array().is_some_and(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e["kind"] == "attempt" && e["system"] == "salesforce")
+            })
+        },
+    )
     .await;
     let (code, trace) = hub.get("/ops/orders/SO-T-1/trace").await;
     assert_eq!(code, 200, "{trace}");
