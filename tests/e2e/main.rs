@@ -1,3 +1,4 @@
 //! End-to-end tests: the real `crossdock` binary as separate processes.
 
 mod crash;
+mod demo;

@@ -66,11 +66,15 @@ impl World {
                     items: 40,
                     customers: 25,
                     promotions: 4,
+                    // Twenty orders per customer within a minute, paid 5–30 s after delivery.
+                    credit_limit_scale: 20,
                 };
                 config.invoicing = InvoiceMode::OnCompletion;
+                // Every customer pays within the day (late payers would pay only after their
+                // terms, days later, and their orders could not close during the demo).
                 config.payments = PaymentBehaviour {
-                    on_time_share: 0.9,
-                    late_share: 0.1,
+                    on_time_share: 1.0,
+                    late_share: 0.0,
                     ..PaymentBehaviour::demo()
                 };
                 config.data_dir = Some(erp_dir);

@@ -186,7 +186,11 @@ pub fn decide(command: &Command, state: &Order) -> Result<Vec<Event>> {
                 return Err(Error::CancelAfterShipment { shipped });
             }
             let status = state.status();
-            if matches!(status, OrderStatus::Rejected | OrderStatus::Closed) {
+            if status == OrderStatus::Rejected {
+                // Never booked and never will be: what the cancellation asks for already holds.
+                return Ok(Vec::new());
+            }
+            if status == OrderStatus::Closed {
                 return Err(Error::NotAllowed {
                     command: command.name().to_owned(),
                     status,

@@ -336,6 +336,28 @@ fn a_credit_refusal_rejects_the_order() {
 }
 
 #[test]
+fn cancelling_a_rejected_order_changes_nothing() {
+    let d = draft(&[(2, "18.00")]);
+    let mut facts = passing_facts(&d);
+    facts.prices.insert(LineNo(1), dec("20.00"));
+    let (state, events) = run(&[
+        Command::CaptureOrder(d),
+        Command::ValidateOrder {
+            facts,
+            policy: ValidationPolicy::default(),
+            at: at(1),
+        },
+        Command::CancelOrder {
+            by: System::Salesforce,
+            reason: "too late".to_owned(),
+            at: at(2),
+        },
+    ]);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(state.status(), OrderStatus::Rejected);
+}
+
+#[test]
 fn missing_stock_is_a_backorder_not_a_rejection() {
     let d = draft(&[(5, "3.00")]);
     let mut facts = passing_facts(&d);

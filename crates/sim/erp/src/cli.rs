@@ -141,6 +141,7 @@ impl Args {
                 items: self.items,
                 customers: self.customers,
                 promotions: self.promotions,
+                ..Scenario::default()
             },
             clock,
             start_time_ms,

@@ -192,6 +192,9 @@ pub struct Scenario {
     pub customers: usize,
     /// Number of time-boxed promotions.
     pub promotions: usize,
+    /// Multiplier of the generated credit limits (1 = as generated; a short, busy day with slow
+    /// payments needs more headroom).
+    pub credit_limit_scale: u32,
 }
 
 impl Default for Scenario {
@@ -202,6 +205,7 @@ impl Default for Scenario {
             items: 40,
             customers: 25,
             promotions: 4,
+            credit_limit_scale: 1,
         }
     }
 }

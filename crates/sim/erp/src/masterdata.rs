@@ -170,9 +170,10 @@ pub(crate) fn generate(state: &mut State, rng: &mut ChaCha8Rng) {
             Tier::Silver => 40_000,
             Tier::Bronze => 10_000,
         };
-        let credit_limit = cents(Decimal::from(
-            base / 2 + rng.random_range(0..=base) / 1000 * 1000,
-        ));
+        let credit_limit = cents(
+            Decimal::from(base / 2 + rng.random_range(0..=base) / 1000 * 1000)
+                * Decimal::from(scenario.credit_limit_scale.max(1)),
+        );
         let customer = Customer {
             number: number.clone(),
             external_ref: format!("ACC-{n:05}"),
