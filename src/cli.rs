@@ -82,7 +82,8 @@ pub enum Command {
     /// hub's view to Salesforce where it is stale. Exits 1 while disagreements remain.
     Reconcile(ReconcileArgs),
     /// Drive orders through the full lifecycle with in-process downstreams and print throughput,
-    /// latency and the store's raw durable commit rate measured in the same run.
+    /// latency and the store's raw durable commit rate measured in the same run; with
+    /// `--erp-latency-ms` / `--salesforce-latency-ms`, the hub's added latency per step.
     Bench(BenchArgs),
     /// Durability drill: push synthetic orders through the lifecycle against the ERP simulator
     /// and exit when every order is final. Safe to kill at any moment: it resumes.
@@ -235,6 +236,12 @@ pub struct BenchArgs {
     /// Worker count.
     #[arg(long, default_value_t = 64)]
     pub workers: usize,
+    /// Latency of every ERP call, milliseconds (0: zero-latency downstreams).
+    #[arg(long, default_value_t = 0)]
+    pub erp_latency_ms: u64,
+    /// Latency of every Salesforce call, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub salesforce_latency_ms: u64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -56,8 +56,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         .await
         .context("opening the store")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let erp = Arc::new(LoopbackErp::new(Arc::clone(&clock)));
-    let salesforce = Arc::new(LoopbackSalesforce::default());
+    let erp_latency = Duration::from_millis(args.erp_latency_ms);
+    let sf_latency = Duration::from_millis(args.salesforce_latency_ms);
+    let erp = Arc::new(LoopbackErp::new(Arc::clone(&clock)).with_latency(erp_latency));
+    let salesforce = Arc::new(LoopbackSalesforce::default().with_latency(sf_latency));
     let mut config = EngineConfig {
         owner: "bench".to_owned(),
         erp_poll: Duration::from_millis(5),
@@ -150,6 +152,27 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "ratio: lifecycle steps/s ÷ baseline commits/s = {:.2}",
         steps_per_sec / baseline.1.max(1.0)
     );
+    if !erp_latency.is_zero() || !sf_latency.is_zero() {
+        println!(
+            "per step, with every ERP call taking {} ms and every Salesforce call {} ms:",
+            args.erp_latency_ms, args.salesforce_latency_ms
+        );
+        println!(
+            "  {:<16} {:>9} {:>9} {:>9}   hub-added p50 / p99 (above the fastest instance, ≈ the downstream's own time)",
+            "step", "fastest", "p50", "p99"
+        );
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        for (step, (fastest, q)) in engine.metrics().step_latencies(&[0.5, 0.99]) {
+            println!(
+                "  {step:<16} {:>7.1}ms {:>7.1}ms {:>7.1}ms   {:>7.1}ms / {:>7.1}ms",
+                ms(fastest),
+                ms(q[0]),
+                ms(q[1]),
+                ms(q[0].saturating_sub(fastest)),
+                ms(q[1].saturating_sub(fastest)),
+            );
+        }
+    }
     let marks: Vec<String> = rss_marks
         .iter()
         .map(|(closed, kib)| format!("{closed} orders: {} MiB", kib / 1024))

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use crossdock_domain::account::{Account, CreditStatus};
@@ -55,6 +56,7 @@ pub struct LoopbackErp {
     pub calls: AtomicU64,
     /// Bookings created (not counting idempotent repeats).
     pub bookings_created: AtomicU64,
+    latency: Duration,
 }
 
 impl LoopbackErp {
@@ -65,7 +67,14 @@ impl LoopbackErp {
             state: Mutex::new(ErpState::default()),
             calls: AtomicU64::new(0),
             bookings_created: AtomicU64::new(0),
+            latency: Duration::ZERO,
         }
+    }
+
+    /// The same ERP answering each call after `latency` (benchmarks of the hub's own latency).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, ErpState> {
@@ -88,6 +97,7 @@ impl Erp for LoopbackErp {
         items: &[PriceRequest],
         _on: time::Date,
     ) -> Result<Vec<PriceQuote>> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(items
             .iter()
@@ -106,6 +116,7 @@ impl Erp for LoopbackErp {
         skus: &[Sku],
         _location: Option<&LocationId>,
     ) -> Result<Vec<InventoryLevel>> {
+        pause(self.latency).await;
         drop(self.state());
         let now = self.clock.now();
         Ok(skus
@@ -127,6 +138,7 @@ impl Erp for LoopbackErp {
         amount: Decimal,
         _currency: Currency,
     ) -> Result<CreditAnswer> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(CreditAnswer {
             approved: true,
@@ -139,6 +151,7 @@ impl Erp for LoopbackErp {
         &self,
         _request: &FulfilmentRequest,
     ) -> Result<Vec<FulfilmentOption>> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(vec![FulfilmentOption {
             method: FulfilmentMethod::ShipFromWarehouse,
@@ -148,6 +161,7 @@ impl Erp for LoopbackErp {
     }
 
     async fn book_order(&self, order: &BookingRequest, _key: &str) -> Result<BookingConfirmation> {
+        pause(self.latency).await;
         let now = self.clock.now();
         let mut state = self.state();
         if let Some((erp_ref, _)) = state.bookings.get(&order.reference) {
@@ -236,11 +250,13 @@ impl Erp for LoopbackErp {
         _reason: &str,
         _key: &str,
     ) -> Result<CancelOutcome> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(CancelOutcome::Cancelled)
     }
 
     async fn order(&self, erp_ref: &str) -> Result<ErpOrder> {
+        pause(self.latency).await;
         let state = self.state();
         let (reference, _) = state
             .bookings
@@ -258,6 +274,7 @@ impl Erp for LoopbackErp {
     }
 
     async fn changes(&self, cursor: Option<&str>, limit: usize) -> Result<ChangeBatch> {
+        pause(self.latency).await;
         let state = self.state();
         let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         let end = (start + limit).min(state.changes.len());
@@ -268,6 +285,7 @@ impl Erp for LoopbackErp {
     }
 
     async fn upsert_customer(&self, account: &Account, _key: &str) -> Result<CustomerRef> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(CustomerRef {
             erp_ref: account.id.to_string(),
@@ -276,6 +294,7 @@ impl Erp for LoopbackErp {
     }
 
     async fn credit_status(&self, account: &AccountId) -> Result<CreditReport> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(CreditReport {
             account: account.clone(),
@@ -290,6 +309,7 @@ impl Erp for LoopbackErp {
         request: &ReturnRequest,
         _key: &str,
     ) -> Result<ReturnAuthorisation> {
+        pause(self.latency).await;
         let now = self.clock.now();
         let mut state = self.state();
         let erp_ref = format!("LRMA-{}", request.rma);
@@ -322,6 +342,7 @@ impl Erp for LoopbackErp {
         lines: &[(LineNo, u32)],
         _key: &str,
     ) -> Result<ReturnReceipt> {
+        pause(self.latency).await;
         drop(self.state());
         Ok(ReturnReceipt {
             id: format!("{erp_rma}-R1"),
@@ -330,6 +351,7 @@ impl Erp for LoopbackErp {
     }
 
     async fn issue_credit_memo(&self, erp_rma: &str, _key: &str) -> Result<CreditMemo> {
+        pause(self.latency).await;
         let mut state = self.state();
         let (_, lines, order) = state
             .returns
@@ -362,6 +384,7 @@ impl Erp for LoopbackErp {
     }
 
     async fn issue_refund(&self, credit_memo: &str, _key: &str) -> Result<Refund> {
+        pause(self.latency).await;
         let state = self.state();
         let amount = *state
             .memos
@@ -381,9 +404,16 @@ pub struct LoopbackSalesforce {
     pub calls: AtomicU64,
     /// Records written.
     pub records: AtomicU64,
+    latency: Duration,
 }
 
 impl LoopbackSalesforce {
+    /// The same org answering each call after `latency` (benchmarks of the hub's own latency).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
     fn count<T>(&self, records: &[T]) -> Vec<Result<()>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.records
@@ -395,22 +425,27 @@ impl LoopbackSalesforce {
 #[async_trait]
 impl Salesforce for LoopbackSalesforce {
     async fn write_orders(&self, orders: &[OrderSummary]) -> Vec<Result<()>> {
+        pause(self.latency).await;
         self.count(orders)
     }
 
     async fn write_returns(&self, returns: &[(OrderSummary, RmaId)]) -> Vec<Result<()>> {
+        pause(self.latency).await;
         self.count(returns)
     }
 
     async fn write_inventory(&self, levels: &[InventoryLevel]) -> Vec<Result<()>> {
+        pause(self.latency).await;
         self.count(levels)
     }
 
     async fn write_credit(&self, reports: &[CreditReport]) -> Vec<Result<()>> {
+        pause(self.latency).await;
         self.count(reports)
     }
 
     async fn read_order(&self, sf_id: &str) -> Result<OrderDraft> {
+        pause(self.latency).await;
         Err(Failure::permanent(format!(
             "the loopback Salesforce holds no order {sf_id}"
         )))
@@ -418,5 +453,12 @@ impl Salesforce for LoopbackSalesforce {
 
     fn usage(&self) -> Option<ApiUsage> {
         None
+    }
+}
+
+/// Waits `latency` (nothing when zero).
+async fn pause(latency: Duration) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
 }

@@ -49,11 +49,15 @@ pub struct Metrics {
     pub dead_lettered: AtomicU64,
     labelled: Mutex<Labelled>,
     samples: Mutex<Vec<u32>>,
+    step_samples: Mutex<BTreeMap<String, Vec<u32>>>,
 }
 
 /// Most exact latency samples kept (for percentiles in benchmarks); older ones are dropped
 /// by overwriting, so memory stays flat however long the hub runs.
 const MAX_SAMPLES: usize = 200_000;
+
+/// Most exact latency samples kept per step.
+const MAX_STEP_SAMPLES: usize = 50_000;
 
 #[derive(Debug, Default)]
 struct Labelled {
@@ -118,6 +122,20 @@ impl Metrics {
                 samples[slot] = micros;
             }
         }
+        {
+            let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+            let mut by_step = self
+                .step_samples
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let samples = by_step.entry(step.to_owned()).or_default();
+            if samples.len() < MAX_STEP_SAMPLES {
+                samples.push(micros);
+            } else {
+                let slot = usize::try_from(count).unwrap_or(0) % MAX_STEP_SAMPLES;
+                samples[slot] = micros;
+            }
+        }
         let mut labelled = self.labelled();
         *labelled.steps.entry(step.to_owned()).or_default() += 1;
         labelled
@@ -150,6 +168,29 @@ impl Metrics {
         Some(Duration::from_micros(u64::from(samples[index])))
     }
 
+    /// Exact latency of each step over its kept samples: the fastest, and each quantile of
+    /// `quantiles` (0.0–1.0), by step name.
+    pub fn step_latencies(&self, quantiles: &[f64]) -> BTreeMap<String, (Duration, Vec<Duration>)> {
+        let by_step = self
+            .step_samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        by_step
+            .into_iter()
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(step, mut samples)| {
+                samples.sort_unstable();
+                let at = |q: f64| {
+                    let index = ((samples.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+                    Duration::from_micros(u64::from(samples[index]))
+                };
+                let fastest = at(0.0);
+                (step, (fastest, quantiles.iter().map(|q| at(*q)).collect()))
+            })
+            .collect()
+    }
+
     /// Copies every counter.
     pub fn snapshot(&self) -> Snapshot {
         let labelled = self.labelled();
@@ -164,5 +205,26 @@ impl Metrics {
             events: labelled.events.clone(),
             latency: labelled.latency.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_latencies_are_exact_per_step() {
+        let metrics = Metrics::default();
+        for ms in 1..=100 {
+            metrics.step("erp", "book", Duration::from_millis(ms));
+        }
+        metrics.step("salesforce", "sf-sync", Duration::from_millis(7));
+        let latencies = metrics.step_latencies(&[0.5, 0.99]);
+        let (fastest, book) = &latencies["book"];
+        assert_eq!(*fastest, Duration::from_millis(1));
+        assert_eq!(book[0], Duration::from_millis(51));
+        assert_eq!(book[1], Duration::from_millis(99));
+        assert_eq!(latencies["sf-sync"].1, vec![Duration::from_millis(7); 2]);
+        assert_eq!(metrics.snapshot().steps_ok, 101);
     }
 }

@@ -186,26 +186,26 @@ async fn validate(engine: &Engine, state: &Order) -> Result<Vec<Command>, Failur
             quantity: l.quantity,
         })
         .collect();
+    let mut skus: Vec<_> = draft.lines.iter().map(|l| l.sku.clone()).collect();
+    skus.sort();
+    skus.dedup();
+    let fulfilment = FulfilmentRequest {
+        account: draft.account.clone(),
+        region: draft.region.clone(),
+        lines: draft
+            .lines
+            .iter()
+            .map(|l| (l.sku.clone(), l.quantity))
+            .collect(),
+    };
     let outcome: Result<ValidationFacts, Failure> = async {
-        let quotes = erp.prices(&draft.account, &items, now.date()).await?;
-        let mut skus: Vec<_> = draft.lines.iter().map(|l| l.sku.clone()).collect();
-        skus.sort();
-        skus.dedup();
-        let levels = erp.availability(&skus, None).await?;
-        let credit = erp
-            .credit_check(&draft.account, state.total(), draft.currency)
-            .await?;
-        let options = erp
-            .fulfilment_options(&FulfilmentRequest {
-                account: draft.account.clone(),
-                region: draft.region.clone(),
-                lines: draft
-                    .lines
-                    .iter()
-                    .map(|l| (l.sku.clone(), l.quantity))
-                    .collect(),
-            })
-            .await?;
+        // The four lookups are independent: asked at once, validation costs one ERP round trip.
+        let (quotes, levels, credit, options) = tokio::try_join!(
+            erp.prices(&draft.account, &items, now.date()),
+            erp.availability(&skus, None),
+            erp.credit_check(&draft.account, state.total(), draft.currency),
+            erp.fulfilment_options(&fulfilment),
+        )?;
         let mut prices = BTreeMap::new();
         for line in &draft.lines {
             if let Some(quote) = quotes.iter().find(|q| q.sku == line.sku) {
