@@ -181,7 +181,10 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             decision.tasks.push(NewTask {
                 lane: LaneName::Salesforce.as_str().to_owned(),
                 kind: "sf-inventory".to_owned(),
-                key: format!("sku:{sku}"),
+                // Its own key, not the stock messages' `sku:…`: a write waiting out the
+                // coalescing window must not hold back the next stock change (which it will
+                // carry, as it reads the latest level when it runs).
+                key: format!("sf-inventory:{sku}"),
                 dedupe: Some(format!("sf-inventory/{sku}")),
                 idempotency_key: format!("sf-inventory/{sku}"),
                 payload: json!({ "sku": sku }),
