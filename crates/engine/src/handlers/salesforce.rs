@@ -196,7 +196,7 @@ pub(super) async fn credit(engine: &Engine, leases: &[Lease]) -> Vec<Outcome> {
                 .unwrap_or_default(),
         ) {
             Ok(report) => {
-                batch.push(report);
+                batch.push(current_standing(engine, report).await);
                 slots.push(index);
                 outcomes.push(None);
             }
@@ -218,6 +218,25 @@ pub(super) async fn credit(engine: &Engine, leases: &[Lease]) -> Vec<Outcome> {
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Outcome::Failed(Failure::unknown("no result"))))
         .collect()
+}
+
+/// The account's credit standing as the hub knows it now. A later credit change collapses into
+/// a pending task of the same account (dedupe), so the report queued with the task may be
+/// stale: like the order and inventory write-backs, send the current state.
+async fn current_standing(engine: &Engine, queued: CreditReport) -> CreditReport {
+    let Ok(Some(row)) = engine.store.account(queued.account.as_str()).await else {
+        return queued;
+    };
+    let field = |name: &str| row.body.get(name).cloned().unwrap_or_default();
+    match serde_json::from_value(field("credit_status")) {
+        Ok(status) => CreditReport {
+            status,
+            limit: serde_json::from_value(field("credit_limit")).unwrap_or(queued.limit),
+            balance: serde_json::from_value(field("open_balance")).unwrap_or(queued.balance),
+            account: queued.account,
+        },
+        Err(_) => queued,
+    }
 }
 
 /// An adapter that answers fewer results than records sent is broken: the missing ones fail.

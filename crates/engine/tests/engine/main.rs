@@ -1,5 +1,6 @@
 //! Engine tests against the real SQLite store and the loopback downstreams.
 
+mod flows;
 mod harness;
 mod lifecycle;
 mod nats;
