@@ -100,6 +100,22 @@ impl Process {
         let _ = self.child.kill().await;
     }
 
+    /// Sends SIGINT (Ctrl-C): the process may shut down gracefully.
+    ///
+    /// # Errors
+    /// When the process is gone or the signal cannot be sent.
+    pub fn interrupt(&self) -> Result<()> {
+        let pid = self.child.id().context("the process has exited")?;
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -INT {pid} failed: {status}");
+        }
+        Ok(())
+    }
+
     /// Waits for the process to exit on its own.
     ///
     /// # Errors

@@ -1,0 +1,82 @@
+//! `crossdock demo --data-dir DIR`: stopped with Ctrl-C in the middle of the day, the same
+//! command resumes it — orders already placed are not placed again — and the day ends with
+//! every check of the summary passing.
+
+use std::time::Duration;
+
+use crossdock_testkit::{Process, TempDir, free_port};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_stopped_with_ctrl_c_resumes_on_the_same_data_dir() {
+    let dir = TempDir::new("resume").expect("temp dir");
+    let data = dir.path().join("data");
+    let args: Vec<String> = [
+        "demo",
+        "--orders",
+        "60",
+        "--seed",
+        "5",
+        "--exit",
+        "--port",
+        &free_port().to_string(),
+        "--data-dir",
+        &data.display().to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_crossdock"));
+    let env = [("CROSSDOCK_LOG", "error")];
+
+    let first_log = dir.path().join("first.log");
+    let mut first = Process::spawn(binary, &args, &env, &first_log).expect("the demo starts");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&first_log)
+        .unwrap_or_default()
+        .contains("playing a day")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the day never started:\n{}",
+            first.tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    first.interrupt().expect("SIGINT");
+    let status = first
+        .wait(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", first.tail(40)));
+    let first_out = std::fs::read_to_string(&first_log).expect("log");
+    assert!(!status.success(), "stopped early:\n{first_out}");
+    assert!(first_out.contains("resumes it"), "{first_out}");
+
+    let second_log = dir.path().join("second.log");
+    let mut second = Process::spawn(binary, &args, &env, &second_log).expect("the demo restarts");
+    let status = second
+        .wait(Duration::from_secs(900))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", second.tail(60)));
+    let summary = std::fs::read_to_string(&second_log).expect("log");
+    assert!(status.success(), "the resumed day failed:\n{summary}");
+    let resumed: u32 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("resuming: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the second run did not resume:\n{summary}"));
+    assert!(
+        resumed > 0 && resumed < 60,
+        "{resumed} placed before:\n{summary}"
+    );
+    assert!(summary.contains("result: every check passed"), "{summary}");
+    assert!(
+        summary.contains("orders: 60\n"),
+        "no order placed twice:\n{summary}"
+    );
+    assert!(
+        summary.contains("duplicate bookings in the ERP: 0"),
+        "{summary}"
+    );
+}
