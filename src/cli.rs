@@ -242,6 +242,10 @@ pub struct BenchArgs {
     /// Latency of every Salesforce call, milliseconds.
     #[arg(long, default_value_t = 0)]
     pub salesforce_latency_ms: u64,
+    /// How long a Salesforce write-back waits for later changes to ride along, milliseconds
+    /// (the engine's default when absent).
+    #[arg(long)]
+    pub salesforce_sync_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -299,6 +299,20 @@ impl Config {
                 ));
             }
         }
+        let adapter_timeout_secs = match &self.erp {
+            Some(ErpSection::Sim(c)) => Some(c.timeout_secs),
+            Some(ErpSection::Tryton(c)) => Some(c.timeout_secs),
+            Some(ErpSection::Rest(c)) => Some(c.timeout_secs),
+            None => None,
+        };
+        if let Some(secs) = adapter_timeout_secs
+            && self.lanes.erp.timeout_ms <= secs.saturating_mul(1_000)
+        {
+            problems.push(format!(
+                "lanes.erp.timeout_ms ({}) must be longer than erp.timeout_secs ({secs} s): a call the hub gives up on may still complete in the ERP",
+                self.lanes.erp.timeout_ms
+            ));
+        }
         if self.engine.price_tolerance.is_sign_negative() {
             problems.push("engine.price_tolerance must not be negative".to_owned());
         }
@@ -454,6 +468,19 @@ mod tests {
         let problems = config.check();
         assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(problems[0].contains("hub.listen"));
+    }
+
+    #[test]
+    fn an_erp_lane_that_gives_up_before_the_adapter_is_refused() {
+        let text = "[erp]\ntype = \"sim\"\nbase_url = \"http://127.0.0.1:7070\"\ntimeout_secs = 10\n[lanes.erp]\ntimeout_ms = 10000\nlease_ms = 20000\n";
+        let problems = Config::parse(text, Vec::new()).unwrap().check();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("lanes.erp.timeout_ms (10000)"));
+        let longer = text.replace("timeout_ms = 10000", "timeout_ms = 15000");
+        assert_eq!(
+            Config::parse(&longer, Vec::new()).unwrap().check(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         idle_poll: Duration::from_millis(20),
         ..EngineConfig::default()
     };
+    if let Some(ms) = args.salesforce_sync_delay_ms {
+        config.sf_sync_delay = Duration::from_millis(ms);
+    }
     config.hub_lane = LaneConfig {
         concurrency: args.workers,
         ..config.hub_lane

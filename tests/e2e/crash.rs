@@ -52,8 +52,8 @@ inventory_coalesce_ms = 200
 
 [lanes.erp]
 concurrency = 16
-timeout_ms = 10000
-lease_ms = 15000
+timeout_ms = 15000
+lease_ms = 30000
 
 [lanes.hub]
 concurrency = 32

@@ -2,3 +2,5 @@
 
 mod crash;
 mod demo;
+mod demo_tryton;
+mod resume;

@@ -76,13 +76,25 @@ pub async fn poll_once(engine: &Engine) -> Result<usize, String> {
         }
     };
     let count = batch.changes.len();
+    // Messages of one key (one order, one SKU) are stored in feed order; different keys are
+    // stored concurrently, so the store's group commit takes a page in a few transactions
+    // instead of one fsync per change.
+    let mut by_key: std::collections::HashMap<String, Vec<InboundMessage>> =
+        std::collections::HashMap::new();
     for change in batch.changes {
         let message = to_message(engine, change).await?;
-        engine
-            .accept_message(message)
-            .await
-            .map_err(|e| e.to_string())?;
+        by_key.entry(message.body.key()).or_default().push(message);
     }
+    futures::future::try_join_all(by_key.into_values().map(|messages| async move {
+        for message in messages {
+            engine
+                .accept_message(message)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<(), String>(())
+    }))
+    .await?;
     if count > 0 || cursor.as_deref() != Some(batch.cursor.as_str()) {
         store
             .save_cursor(CURSOR, &batch.cursor, engine.clock().now())

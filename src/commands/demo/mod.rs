@@ -11,6 +11,7 @@ mod report;
 mod salesforce_user;
 mod scenario;
 mod tryton;
+mod warehouse;
 mod world;
 
 use std::collections::BTreeMap;
@@ -50,8 +51,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if let Some(erp) = &world.erp_sim {
         println!("  ERP simulator      {}", erp.base_url());
     }
-    let outcome = day(&world, &args).await;
-    let report = match outcome {
+    // Ctrl-C (or SIGTERM) stops everything gracefully at any moment: the simulators save their
+    // state, and the same command with the same --data-dir resumes the day.
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(crate::commands::serve::stop_on_signal(interrupted.clone()));
+    let outcome = day(&world, &args, &interrupted).await;
+    let (report, tryton_section) = match outcome {
         Ok(report) => report,
         Err(error) => {
             world.stop().await.ok();
@@ -59,13 +64,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     };
     print!("{}", report.render());
+    print!("{tryton_section}");
     if !args.exit {
         println!(
             "\nEverything stays up. Dashboard: {}  — Ctrl-C to stop.",
             world.hub_url
         );
-        let stop = tokio_util::sync::CancellationToken::new();
-        crate::commands::serve::stop_on_signal(stop.clone()).await;
+        interrupted.cancelled().await;
     }
     world.stop().await?;
     if !report.ok() {
@@ -88,7 +93,12 @@ fn crossdock_dir() -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
+/// Plays the day; returns the report and, against Tryton, the summary's Tryton section.
+async fn day(
+    world: &World,
+    args: &DemoArgs,
+    interrupted: &tokio_util::sync::CancellationToken,
+) -> Result<(Report, String)> {
     let token = world.salesforce.issue_token();
     let user = Arc::new(SalesforceUser::new(
         world.salesforce.base_url(),
@@ -113,6 +123,12 @@ async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
         &scarce,
         day_length,
     );
+    let on_tryton = matches!(world.erp_section, crate::config::ErpSection::Tryton(_));
+    let plan = if on_tryton {
+        tryton::reshape(plan)
+    } else {
+        plan
+    };
     let driver = Arc::new(Driver {
         user: Arc::clone(&user),
         erp: Arc::clone(&world.erp),
@@ -123,15 +139,39 @@ async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
         prices: std::sync::Mutex::new(BTreeMap::new()),
     });
     driver.look_up_prices(&plan).await?;
-    println!(
-        "playing a day of {} orders over {}s: promotion spike {}–{}s, ERP outage {}–{}s",
-        args.orders,
-        day_length.as_secs(),
-        plan.spike.0.as_secs(),
-        plan.spike.1.as_secs(),
-        plan.outage.0.as_secs(),
-        plan.outage.1.as_secs()
-    );
+    let mut resumed = 0;
+    for order in &plan.orders {
+        if driver.placed(order.n).await.is_some() {
+            resumed += 1;
+        }
+    }
+    if resumed > 0 {
+        println!(
+            "resuming: {resumed} of {} orders were placed by an earlier run",
+            args.orders
+        );
+    }
+    let mut peak = if on_tryton {
+        println!(
+            "playing a day of {} orders over {}s against Tryton: {} of them in a burst in the first {}s, warehouse staff at work in Tryton",
+            args.orders,
+            day_length.as_secs(),
+            plan.orders.iter().filter(|o| o.in_spike).count(),
+            plan.spike.1.as_secs()
+        );
+        Some(tryton::Peak::start(&world.hub_url).await?)
+    } else {
+        println!(
+            "playing a day of {} orders over {}s: promotion spike {}–{}s, ERP outage {}–{}s",
+            args.orders,
+            day_length.as_secs(),
+            plan.spike.0.as_secs(),
+            plan.spike.1.as_secs(),
+            plan.outage.0.as_secs(),
+            plan.outage.1.as_secs()
+        );
+        None
+    };
     let progress = crate::progress::bar(u64::from(args.orders), "orders settled");
     let placing = {
         let driver = Arc::clone(&driver);
@@ -154,7 +194,23 @@ async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
         .collect();
     let mut cases_opened = 0usize;
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = interrupted.cancelled() => {
+                placing.abort();
+                progress.finish_and_clear();
+                match &args.data_dir {
+                    Some(dir) => bail!(
+                        "stopped before the end of the day; the same command (with --data-dir {}) resumes it",
+                        dir.display()
+                    ),
+                    None => bail!("stopped before the end of the day (nothing kept without --data-dir)"),
+                }
+            }
+        }
+        if let Some(peak) = &mut peak {
+            peak.observe(&user).await;
+        }
         for order in &returns {
             if let Some(id) = driver.placed(order.n).await
                 && driver.open_return(order, &id).await?
@@ -192,7 +248,15 @@ async fn day(world: &World, args: &DemoArgs) -> Result<Report> {
         Err(error) => bail!("the order driver stopped: {error}"),
     }
     let _ = cases_opened;
-    measure(world, &plan, &user).await
+    let mut report = measure(world, &plan, &user).await?;
+    let section = match peak {
+        Some(peak) => {
+            let rows = demo_rows(world).await?;
+            peak.finish(&rows, &plan, &user, &mut report).await?
+        }
+        None => String::new(),
+    };
+    Ok((report, section))
 }
 
 /// Customers (account, name, tier) and items (sku, name, list price, available).
@@ -227,58 +291,7 @@ async fn master_data(
         crate::config::ErpSection::Rest(_) => {
             bail!("the demo plays its day against the ERP simulator or Tryton")
         }
-        crate::config::ErpSection::Tryton(_) => {
-            let (customers, products) = tryton::codes()?;
-            let first = customers
-                .first()
-                .context("the Tryton seed has no customers")?;
-            let skus: Vec<crossdock_domain::ids::Sku> = products
-                .iter()
-                .map(|p| crossdock_domain::ids::Sku::new(p.clone()))
-                .collect();
-            let requests: Vec<crossdock_ports::erp::PriceRequest> = skus
-                .iter()
-                .map(|sku| crossdock_ports::erp::PriceRequest {
-                    sku: sku.clone(),
-                    quantity: 1,
-                })
-                .collect();
-            let today = crossdock_ports::Clock::now(&crossdock_ports::SystemClock).date();
-            let quotes = world
-                .erp
-                .prices(
-                    &crossdock_domain::ids::AccountId::new(first.clone()),
-                    &requests,
-                    today,
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("Tryton prices: {e}"))?;
-            let levels = world
-                .erp
-                .availability(&skus, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("Tryton stock: {e}"))?;
-            let items = products
-                .into_iter()
-                .map(|sku| {
-                    let price = quotes
-                        .iter()
-                        .find(|q| q.sku.as_str() == sku)
-                        .map_or(rust_decimal::Decimal::ONE, |q| q.list_price);
-                    let available = levels
-                        .iter()
-                        .filter(|l| l.sku.as_str() == sku)
-                        .map(|l| l.available)
-                        .sum();
-                    (sku.clone(), sku, price, available)
-                })
-                .collect();
-            let customers = customers
-                .into_iter()
-                .map(|c| (c.clone(), c, "Silver".to_owned()))
-                .collect();
-            Ok((customers, items))
-        }
+        crate::config::ErpSection::Tryton(_) => tryton::master_data(&world.erp, &world.store).await,
     }
 }
 

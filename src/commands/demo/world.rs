@@ -144,6 +144,13 @@ impl World {
 /// lanes tuned for a laptop.
 fn hub_config(salesforce: &crossdock_sim_salesforce::Handle, erp: &ErpSection) -> Result<Config> {
     let credentials = salesforce.credentials();
+    // Tryton books about one sale a second and works hard for every poll of its changes.
+    let (adapter_timeout_secs, erp_poll_ms) = match erp {
+        ErpSection::Sim(c) => (c.timeout_secs, 200),
+        ErpSection::Tryton(c) => (c.timeout_secs, 1_000),
+        ErpSection::Rest(c) => (c.timeout_secs, 200),
+    };
+    let erp_timeout_ms = (adapter_timeout_secs + 5) * 1_000;
     let text = format!(
         r#"
 [store]
@@ -167,15 +174,17 @@ start = "earliest"
 num_requested = 100
 
 [engine]
-erp_poll_ms = 200
+erp_poll_ms = {erp_poll_ms}
 inventory_coalesce_ms = 1000
 
+# An ERP call outlives the adapter's own timeout: a call the hub gave up on could still
+# complete in the ERP while a retry runs.
 [lanes.erp]
 concurrency = 16
-timeout_ms = 10000
+timeout_ms = {erp_timeout_ms}
 breaker_failures = 5
 breaker_open_ms = 2000
-lease_ms = 20000
+lease_ms = {erp_lease_ms}
 
 [lanes.salesforce]
 concurrency = 4
@@ -203,8 +212,15 @@ max_attempts = 200
         client_id = credentials.client_id,
         client_secret = credentials.client_secret,
         grpc = salesforce.grpc_endpoint(),
+        erp_poll_ms = erp_poll_ms,
+        erp_timeout_ms = erp_timeout_ms,
+        erp_lease_ms = erp_timeout_ms * 2,
     );
     let mut config = Config::parse(&text, Vec::new())?;
     config.erp = Some(erp.clone());
+    let problems = config.check();
+    if !problems.is_empty() {
+        bail!("the demo's hub configuration: {}", problems.join("; "));
+    }
     Ok(config)
 }

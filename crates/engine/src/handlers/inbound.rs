@@ -195,6 +195,13 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             Outcome::Done(decision)
         }
         Inbound::Account { account } => {
+            if let Err(violation) = engine.config.ownership.check(
+                crossdock_domain::ownership::Entity::Account,
+                None,
+                source,
+            ) {
+                return refused(inbox_id, &violation.to_string());
+            }
             let mut decision = processed;
             let existing = engine
                 .store

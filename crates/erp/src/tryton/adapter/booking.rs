@@ -166,6 +166,20 @@ impl Adapter {
         Ok(record.str("state")?.to_owned())
     }
 
+    /// The state of a sale found by a repeated booking, once an earlier attempt that may
+    /// still be running in Tryton has had time to finish: a caller that gave up on `confirm`
+    /// does not stop Tryton processing the sale, and pressing `process` meanwhile would
+    /// process it twice (two shipments, two invoices). Waits at most the client's timeout.
+    async fn settled_state(&self, id: i64, mut state: String) -> Result<String> {
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(self.config.timeout_secs.max(1));
+        while state == "confirmed" && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            state = self.sale_state(id).await?;
+        }
+        Ok(state)
+    }
+
     /// Moves a sale on until it is processed (shipment and invoice created).
     pub(super) async fn drive_to_processing(&self, id: i64, mut state: String) -> Result<()> {
         for _ in 0..MAX_STEPS {
@@ -253,6 +267,11 @@ impl Adapter {
                 true,
                 "draft".to_owned(),
             ),
+        };
+        let state = if created {
+            state
+        } else {
+            self.settled_state(id, state).await?
         };
         self.drive_to_processing(id, state).await?;
         let booked = self.booked_sale(id).await?;

@@ -178,6 +178,32 @@ impl Adapter {
                 ));
             }
         }
+        if options.is_empty() {
+            // No warehouse has it all: the sale still ships from one (the customer's region's
+            // first), and Tryton backorders what is short until stock arrives.
+            let fallback = self
+                .config
+                .warehouses
+                .iter()
+                .enumerate()
+                .min_by_key(|(rank, w)| {
+                    (
+                        request.region.is_none() || w.region != request.region,
+                        *rank,
+                    )
+                });
+            if let Some((rank, warehouse)) = fallback {
+                options.push((
+                    false,
+                    rank,
+                    FulfilmentOption {
+                        method: FulfilmentMethod::ShipFromWarehouse,
+                        locations: vec![LocationId::new(warehouse.location.clone())],
+                        promised_date: None,
+                    },
+                ));
+            }
+        }
         options.sort_by_key(|(out_of_region, rank, _)| (*out_of_region, *rank));
         Ok(options.into_iter().map(|(_, _, option)| option).collect())
     }

@@ -622,9 +622,12 @@ impl Adapter {
             tax: invoice.tax,
             total: invoice.total,
             paid: invoice.total - invoice.amount_to_pay,
-            issued_at: invoice
-                .invoice_date
-                .map_or(invoice.modified, |d| d.midnight().assume_utc()),
+            // Tryton's invoice date is a day; posted that same day, the moment of posting
+            // (its last change) says when it was issued more precisely than midnight.
+            issued_at: match invoice.invoice_date {
+                Some(day) if day != invoice.modified.date() => day.midnight().assume_utc(),
+                _ => invoice.modified,
+            },
         }
     }
 

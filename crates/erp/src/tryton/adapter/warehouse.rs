@@ -299,3 +299,428 @@ impl Adapter {
         self.advance_shipment(number, ShipmentStep::Done).await
     }
 }
+
+/// Customer shipment states a warehouse still has work on.
+const OPEN_STATES: [&str; 5] = ["waiting", "assigned", "picked", "packed", "shipped"];
+
+/// A customer shipment on the warehouse's work list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenShipment {
+    /// Tryton id.
+    pub id: i64,
+    /// Shipment number.
+    pub number: String,
+    /// Tryton state (`waiting`, `assigned`, `picked`, `packed` or `shipped`).
+    pub state: String,
+    /// Whether an assignment attempt reserved only part of the goods.
+    pub partially_assigned: bool,
+}
+
+/// A customer invoice of an order whose goods have all left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueInvoice {
+    /// Tryton id.
+    pub id: i64,
+    /// Number, once posted.
+    pub number: Option<String>,
+    /// `draft`, `validated` or `posted`.
+    pub state: String,
+    /// What the customer still owes on it.
+    pub amount_to_pay: rust_decimal::Decimal,
+}
+
+/// Units a warehouse restocked for a shipment: (Tryton product id, units).
+pub type Restocked = Vec<(i64, i64)>;
+
+impl Adapter {
+    /// The customer shipments with work left (waiting to shipped) of the sales whose
+    /// reference matches `reference_like` (an SQL `LIKE` pattern), oldest first.
+    ///
+    /// # Errors
+    /// Client failures.
+    pub async fn open_shipments(&self, reference_like: &str) -> Result<Vec<OpenShipment>> {
+        let records = self
+            .client
+            .search_read(
+                "stock.shipment.out",
+                json!([
+                    ["state", "in", OPEN_STATES],
+                    ["moves.sale.reference", "like", reference_like],
+                ]),
+                0,
+                None,
+                Some(json!([["id", "ASC"]])),
+                &["number", "state", "partially_assigned"],
+                None,
+            )
+            .await?;
+        let mut open = Vec::with_capacity(records.len());
+        for record in &records {
+            let id = record.id()?;
+            open.push(OpenShipment {
+                id,
+                number: record
+                    .opt_str("number")?
+                    .map_or_else(|| format!("shipment-{id}"), str::to_owned),
+                state: record.str("state")?.to_owned(),
+                partially_assigned: record.bool("partially_assigned")?,
+            });
+        }
+        Ok(open)
+    }
+
+    /// Takes one step on several customer shipments at once, as a clerk working through a
+    /// wave: `Assign` tries to reserve waiting shipments (those short of stock stay
+    /// waiting), the other steps press their button on shipments in the state before it.
+    /// One Tryton transaction: if Tryton refuses one shipment, none moves.
+    ///
+    /// # Errors
+    /// Tryton's refusals; client failures.
+    pub async fn step_shipments(&self, ids: &[i64], step: ShipmentStep) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let button = match step {
+            ShipmentStep::Assign => "assign_try",
+            ShipmentStep::Pick => "pick",
+            ShipmentStep::Pack => "pack",
+            ShipmentStep::Ship => "ship",
+            ShipmentStep::Done => "do",
+        };
+        self.client
+            .button("stock.shipment.out", button, ids, None)
+            .await
+            .map(drop)
+            .map_err(Failure::from)
+    }
+
+    /// Receives a supplier delivery covering what a waiting shipment cannot reserve: for
+    /// each of its inventory moves not reserved yet, the storage location's count goes up
+    /// by the move's units (a confirmed `stock.inventory`, as in a stock count). Returns
+    /// what was added.
+    ///
+    /// # Errors
+    /// A permanent failure when the shipment is not waiting; client failures.
+    pub async fn restock_for(&self, shipment: i64) -> Result<Restocked> {
+        let records = self
+            .client
+            .read(
+                "stock.shipment.out",
+                &[shipment],
+                &["state", "inventory_moves"],
+                None,
+            )
+            .await?;
+        let record = records
+            .first()
+            .ok_or_else(|| Failure::unknown(format!("shipment {shipment} vanished")))?;
+        let state = record.str("state")?;
+        if state != "waiting" {
+            return Err(Failure::permanent(format!(
+                "shipment {shipment} is {state}; only a waiting shipment lacks stock"
+            )));
+        }
+        let moves = self
+            .client
+            .read(
+                "stock.move",
+                &record.ids("inventory_moves")?,
+                &["product", "quantity", "state", "from_location"],
+                None,
+            )
+            .await?;
+        // (location, product) → units missing.
+        let mut missing: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+        for mv in &moves {
+            if mv.str("state")? != "draft" {
+                continue;
+            }
+            let units = Self::units("stock move", mv.float("quantity")?)?;
+            *missing
+                .entry((mv.int("from_location")?, mv.int("product")?))
+                .or_default() += units;
+        }
+        let mut added = Vec::new();
+        let locations: std::collections::BTreeSet<i64> = missing.keys().map(|(l, _)| *l).collect();
+        for location in locations {
+            let wanted: Vec<(i64, i64)> = missing
+                .iter()
+                .filter(|((l, _), units)| *l == location && **units > 0)
+                .map(|((_, p), units)| (*p, *units))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let products: Vec<i64> = wanted.iter().map(|(p, _)| *p).collect();
+            let context = super::ctx([
+                ("locations", json!([location])),
+                (
+                    "stock_date_end",
+                    crate::tryton::value::date(self.clock.now().date()),
+                ),
+            ]);
+            let on_hand = self
+                .client
+                .read("product.product", &products, &["quantity"], Some(&context))
+                .await?;
+            let mut lines = Vec::new();
+            for ((product, units), record) in wanted.iter().zip(&on_hand) {
+                let now = Self::units("on-hand stock", record.float("quantity")?)?;
+                lines.push(json!({"product": product, "quantity": (now + units) as f64}));
+                added.push((*product, *units));
+            }
+            let inventory = self
+                .client
+                .create(
+                    "stock.inventory",
+                    vec![json!({"location": location, "lines": [["create", lines]]})],
+                    None,
+                )
+                .await?;
+            self.client
+                .button("stock.inventory", "confirm", &inventory, None)
+                .await?;
+        }
+        Ok(added)
+    }
+
+    /// The customer invoices (not credit notes) still to post or to be paid of the sales
+    /// whose reference matches `reference_like` and whose goods have all left.
+    ///
+    /// # Errors
+    /// Client failures.
+    pub async fn invoices_due(&self, reference_like: &str) -> Result<Vec<DueInvoice>> {
+        let sales = self
+            .client
+            .search_read(
+                "sale.sale",
+                json!([
+                    ["reference", "like", reference_like],
+                    ["shipment_state", "=", "sent"],
+                    [
+                        "invoice_state",
+                        "in",
+                        ["pending", "awaiting payment", "partially paid"]
+                    ],
+                ]),
+                0,
+                None,
+                Some(json!([["id", "ASC"]])),
+                &["invoices"],
+                None,
+            )
+            .await?;
+        let mut ids = Vec::new();
+        for sale in &sales {
+            ids.extend(sale.ids("invoices")?);
+        }
+        let invoices = self
+            .client
+            .read(
+                "account.invoice",
+                &ids,
+                &["number", "state", "total_amount", "amount_to_pay"],
+                None,
+            )
+            .await?;
+        let mut due = Vec::new();
+        for invoice in &invoices {
+            let state = invoice.str("state")?;
+            if !matches!(state, "draft" | "validated" | "posted")
+                || invoice.decimal("total_amount")? <= rust_decimal::Decimal::ZERO
+            {
+                continue;
+            }
+            due.push(DueInvoice {
+                id: invoice.id()?,
+                number: invoice.opt_str("number")?.map(str::to_owned),
+                state: state.to_owned(),
+                amount_to_pay: invoice.opt_decimal("amount_to_pay")?.unwrap_or_default(),
+            });
+        }
+        Ok(due)
+    }
+
+    /// Posts invoices (Tryton numbers them and the customer owes them).
+    ///
+    /// # Errors
+    /// Tryton's refusals; client failures.
+    pub async fn post_invoices(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Posting needs a fresh session; the client logs in again on the 401.
+        self.client
+            .button("account.invoice", "post", ids, None)
+            .await
+            .map(drop)
+            .map_err(Failure::from)
+    }
+
+    /// Records the customer's payment of a posted invoice's full amount due with the
+    /// configured payment method (Tryton's `account.invoice.pay` wizard).
+    ///
+    /// # Errors
+    /// An unknown failure when the wizard does not settle the invoice; Tryton's refusals;
+    /// client failures.
+    pub async fn record_payment(&self, invoice: i64, description: &str) -> Result<()> {
+        const WIZARD: &str = "account.invoice.pay";
+        let context = active("account.invoice", invoice);
+        let session = self.client.wizard_create(WIZARD, Some(&context)).await?;
+        let outcome = async {
+            let start = self
+                .client
+                .wizard_execute(
+                    WIZARD,
+                    &session,
+                    json!({}),
+                    &session.start_state,
+                    Some(&context),
+                )
+                .await?;
+            let defaults = start
+                .get("view")
+                .and_then(|v| v.get("defaults"))
+                .and_then(Value::as_object)
+                .ok_or_else(|| Failure::unknown("the pay wizard did not open its form"))?;
+            let mut form: serde_json::Map<String, Value> = defaults
+                .iter()
+                .filter(|(k, _)| !k.ends_with('.'))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            form.insert(
+                "payment_method".to_owned(),
+                json!(self.config.payment_method),
+            );
+            form.insert("description".to_owned(), json!(description));
+            if !form.contains_key("date") {
+                form.insert(
+                    "date".to_owned(),
+                    crate::tryton::value::date(self.clock.now().date()),
+                );
+            }
+            let form_name = session.start_state.clone();
+            let answer = self
+                .client
+                .wizard_execute(
+                    WIZARD,
+                    &session,
+                    json!({ form_name: form }),
+                    "choice",
+                    Some(&context),
+                )
+                .await?;
+            if let Some(state) = answer
+                .get("view")
+                .and_then(|v| v.get("state"))
+                .and_then(Value::as_str)
+            {
+                return Err(Failure::unknown(format!(
+                    "the pay wizard stopped on `{state}`: the amount did not settle invoice {invoice}"
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = self
+            .client
+            .wizard_delete(WIZARD, &session, Some(&context))
+            .await
+        {
+            tracing::debug!(%error, "Could not delete a finished Tryton wizard session.");
+        }
+        outcome
+    }
+
+    /// Receives and puts away the goods of every return shipment not done yet of the
+    /// return sales whose reference matches `reference_like`; returns their numbers.
+    ///
+    /// # Errors
+    /// Tryton's refusals; client failures.
+    pub async fn receive_returns(&self, reference_like: &str) -> Result<Vec<String>> {
+        let sales = self
+            .client
+            .search_read(
+                "sale.sale",
+                json!([
+                    ["reference", "like", reference_like],
+                    ["shipment_returns.state", "in", ["draft", "received"]],
+                ]),
+                0,
+                None,
+                Some(json!([["id", "ASC"]])),
+                &["shipment_returns"],
+                None,
+            )
+            .await?;
+        let mut ids = Vec::new();
+        for sale in &sales {
+            ids.extend(sale.ids("shipment_returns")?);
+        }
+        let shipments = self
+            .client
+            .read(
+                "stock.shipment.out.return",
+                &ids,
+                &["number", "state"],
+                None,
+            )
+            .await?;
+        let mut received = Vec::new();
+        for shipment in &shipments {
+            let id = shipment.id()?;
+            let mut state = shipment.str("state")?.to_owned();
+            if state == "draft" {
+                self.client
+                    .button("stock.shipment.out.return", "receive", &[id], None)
+                    .await?;
+                state = "received".to_owned();
+            }
+            if state == "received" {
+                self.client
+                    .button("stock.shipment.out.return", "do", &[id], None)
+                    .await?;
+                received.push(
+                    shipment
+                        .opt_str("number")?
+                        .map_or_else(|| format!("return-shipment-{id}"), str::to_owned),
+                );
+            }
+        }
+        Ok(received)
+    }
+
+    /// Sales per reference among the sales whose reference matches `reference_like`:
+    /// (reference, Tryton ids oldest first). More than one id means the order was booked
+    /// more than once.
+    ///
+    /// # Errors
+    /// Client failures.
+    pub async fn sales_by_reference(
+        &self,
+        reference_like: &str,
+    ) -> Result<BTreeMap<String, Vec<i64>>> {
+        let records = self
+            .client
+            .search_read(
+                "sale.sale",
+                json!([["reference", "like", reference_like]]),
+                0,
+                None,
+                Some(json!([["id", "ASC"]])),
+                &["reference"],
+                None,
+            )
+            .await?;
+        let mut by_reference: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for record in &records {
+            if let Some(reference) = record.opt_str("reference")? {
+                by_reference
+                    .entry(reference.to_owned())
+                    .or_default()
+                    .push(record.id()?);
+            }
+        }
+        Ok(by_reference)
+    }
+}
