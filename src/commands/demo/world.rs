@@ -200,6 +200,7 @@ lease_ms = 20000
 # The demo's hub listens on 127.0.0.1 only: its dashboard opens without signing in.
 [ops]
 dashboard_access = "open"
+serve_stale_health = true
 
 [retry.erp.transient]
 initial = 200

@@ -25,6 +25,10 @@ pub struct OpsConfig {
     pub payment_terms_days: u64,
     /// A health report younger than this (milliseconds) is served from memory.
     pub health_cache_ms: u64,
+    /// Serve an older report at once and recompute it in the background, so no page waits for
+    /// a computation (only the very first one does). Off: a request past `health_cache_ms`
+    /// waits for a fresh report.
+    pub serve_stale_health: bool,
     /// Most time (milliseconds) one health computation spends reading new history; the rest
     /// is read by the next one (the report says how far behind it is).
     pub catch_up_budget_ms: u64,
@@ -44,6 +48,7 @@ impl Default for OpsConfig {
         Self {
             payment_terms_days: 30,
             health_cache_ms: 1_000,
+            serve_stale_health: false,
             catch_up_budget_ms: 150,
             base_value: rust_decimal::Decimal::from(100),
             dashboard_access: DashboardAccess::ApiKey,

@@ -75,6 +75,10 @@ struct Inner {
     follower: tokio::sync::Mutex<Follower>,
     /// Last health report and when it was computed (monotonic time).
     health: tokio::sync::Mutex<Option<(Instant, Arc<HealthReport>)>>,
+    /// The newest report, readable while `health` is held by a computation.
+    latest: tokio::sync::Mutex<Option<(Instant, Arc<HealthReport>)>>,
+    /// Whether a background recomputation is running.
+    refreshing: std::sync::atomic::AtomicBool,
     alerts: Mutex<Vec<ActiveAlert>>,
 }
 
@@ -87,6 +91,8 @@ impl Ops {
                 settings,
                 follower: tokio::sync::Mutex::new(Follower::default()),
                 health: tokio::sync::Mutex::new(None),
+                latest: tokio::sync::Mutex::new(None),
+                refreshing: std::sync::atomic::AtomicBool::new(false),
                 alerts: Mutex::new(Vec::new()),
             }),
         }
@@ -114,6 +120,14 @@ impl Ops {
     /// When the store fails.
     pub async fn health(&self) -> Result<Arc<HealthReport>, crossdock_store::Error> {
         let max_age = Duration::from_millis(self.settings().config.health_cache_ms);
+        if self.settings().config.serve_stale_health
+            && let Some((at, report)) = self.inner.latest.lock().await.clone()
+        {
+            if at.elapsed() >= max_age {
+                self.refresh_health_in_background();
+            }
+            return Ok(report);
+        }
         let mut cached = self.inner.health.lock().await;
         if let Some((at, report)) = cached.as_ref()
             && at.elapsed() < max_age
@@ -122,7 +136,33 @@ impl Ops {
         }
         let report = Arc::new(self.compute_health().await?);
         *cached = Some((Instant::now(), Arc::clone(&report)));
+        *self.inner.latest.lock().await = Some((Instant::now(), Arc::clone(&report)));
         Ok(report)
+    }
+
+    /// Recomputes the health report on a background task (one at a time).
+    fn refresh_health_in_background(&self) {
+        if self
+            .inner
+            .refreshing
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let ops = self.clone();
+        tokio::spawn(async move {
+            match ops.compute_health().await {
+                Ok(report) => {
+                    let entry = (Instant::now(), Arc::new(report));
+                    *ops.inner.health.lock().await = Some(entry.clone());
+                    *ops.inner.latest.lock().await = Some(entry);
+                }
+                Err(error) => tracing::warn!(%error, "Recomputing business health failed"),
+            }
+            ops.inner
+                .refreshing
+                .store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 
     /// Computes a fresh health report (catching the follower up within its time budget).
