@@ -283,14 +283,37 @@ fn progress(status: &str) -> Option<u8> {
     OrderStatus::parse(status).and_then(OrderStatus::progress)
 }
 
-/// Computes the report.
+/// What health needs from the event-log follower, copied out so the computation does not hold
+/// the follower (the results page and `/metrics` read it too).
+#[derive(Debug, Clone, Default)]
+pub struct FollowerView {
+    /// Returns not closed yet.
+    pub open_returns: Vec<crate::ops::follower::OpenReturn>,
+    /// Orders whose invoices and payments do not balance.
+    pub balances: Vec<crate::ops::follower::Balance>,
+    /// Whether the follower has read the whole history.
+    pub caught_up: bool,
+}
+
+impl FollowerView {
+    /// Copies what health needs.
+    pub fn of(follower: &Follower) -> Self {
+        Self {
+            open_returns: follower.open_returns().cloned().collect(),
+            balances: follower.balances(),
+            caught_up: follower.caught_up(),
+        }
+    }
+}
+
+/// Computes the health report.
 ///
 /// # Errors
 /// When the store fails.
 pub async fn compute(
     store: &SharedStore,
     settings: &Settings,
-    follower: &Follower,
+    follower: &FollowerView,
     now: OffsetDateTime,
 ) -> crossdock_store::Result<HealthReport> {
     let started = std::time::Instant::now();
@@ -369,7 +392,7 @@ pub async fn compute(
     }
 
     // 3. Returns.
-    for open in follower.open_returns() {
+    for open in &follower.open_returns {
         let kind = match open.stage {
             ReturnStage::Requested => ExceptionKind::ReturnAwaitingAuthorisation,
             ReturnStage::Received => ExceptionKind::ReturnPendingCreditMemo,
@@ -402,7 +425,7 @@ pub async fn compute(
 
     // 4. Payments.
     let terms = settings.config.payment_terms_days.saturating_mul(86_400);
-    for balance in follower.balances() {
+    for balance in &follower.balances {
         let (kind, since, target_secs, value) = if balance.outstanding > Decimal::ZERO {
             let Some(since) = balance.oldest_unpaid else {
                 continue;
@@ -603,7 +626,7 @@ pub async fn compute(
         exceptions,
         flows: flow_health,
         value_at_risk,
-        complete: follower.caught_up(),
+        complete: follower.caught_up,
         took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }

@@ -175,7 +175,9 @@ impl Ops {
         let budget = Duration::from_millis(self.settings().config.catch_up_budget_ms);
         let mut follower = self.inner.follower.lock().await;
         follower.catch_up(store, budget).await?;
-        health::compute(store, &self.inner.settings, &follower, now).await
+        let view = health::FollowerView::of(&follower);
+        drop(follower);
+        health::compute(store, &self.inner.settings, &view, now).await
     }
 
     /// Catches the follower up completely (tests, benchmarks, start-up).

@@ -69,10 +69,16 @@ async fn every_protected_endpoint_refuses_bad_credentials_and_missing_scopes() {
     let wrong_audience = issuer.token(true, "partner-1", "someone-else", &all, 600);
     let unknown_subject = issuer.token(false, "stranger", AUDIENCE, &all, 600);
     let forged = {
-        let mut token = issuer.token(false, "partner-1", AUDIENCE, &all, 600);
-        token.pop();
-        token.push('A');
-        token
+        // Change the signature's first character (all six bits count, unlike the last
+        // character's) to another one: the signature no longer matches.
+        let token = issuer.token(false, "partner-1", AUDIENCE, &all, 600);
+        let at = token.rfind('.').expect("a JWT has three parts") + 1;
+        let replacement = if token[at..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        format!("{}{replacement}{}", &token[..at], &token[at + 1..])
     };
     for (method, path, body, scope) in protected() {
         let cases = [
