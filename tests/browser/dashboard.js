@@ -81,11 +81,13 @@ async function retry(page) {
   await page.waitForSelector(row);
   check((await page.textContent(row)).includes(order), 'the failed booking names its order');
   await page.click(`${row} button[data-action="retry"]`);
-  await page.waitForFunction(() => {
+  // Read the message in the same check that sees it: a live refresh may redraw the page
+  // right after.
+  const shown = await page.waitForFunction(() => {
     const el = document.getElementById('result');
-    return el && !el.hidden && el.textContent.length > 0;
+    return el && !el.hidden && el.textContent.length > 0 ? el.textContent : false;
   });
-  const message = await page.textContent('#result');
+  const message = await shown.jsonValue();
   check(message.includes('Sent again'), 'the retry is accepted, got: ' + message);
   await page.screenshot({ path: path.join(artifacts, 'dashboard-retried.png'), fullPage: true });
 
