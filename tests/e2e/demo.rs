@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crossdock_testkit::{Process, TempDir, free_port};
+use crossdock_testkit::{Process, TempDir};
 
 /// The figure after `prefix` on the summary line that starts with it.
 fn figure(summary: &str, prefix: &str) -> u64 {
@@ -25,21 +25,7 @@ fn figure(summary: &str, prefix: &str) -> u64 {
 async fn a_retail_day_of_500_orders_ends_with_salesforce_and_the_erp_in_agreement() {
     let dir = TempDir::new("demo").expect("temp dir");
     let log = dir.path().join("demo.log");
-    let args: Vec<String> = [
-        "demo",
-        "--orders",
-        "500",
-        "--seed",
-        "7",
-        "--exit",
-        "--port",
-        &free_port().to_string(),
-        "--data-dir",
-        &dir.path().join("data").display().to_string(),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let args = crate::demo_args(500, 7, &dir.path().join("data"), &[]);
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_crossdock"));
     let mut demo = Process::spawn(binary, &args, &[("CROSSDOCK_LOG", "error")], &log)
         .expect("the demo starts");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crossdock_erp::tryton::{Adapter, Config};
 use crossdock_ports::SystemClock;
-use crossdock_testkit::{Process, TempDir, free_port};
+use crossdock_testkit::{Process, TempDir};
 
 const SETUP: &str = "run scripts/setup/tryton.sh to install and start the Tryton server";
 
@@ -65,23 +65,7 @@ async fn demo_tryton_a_burst_far_above_trytons_pace_is_buffered_and_booked_in_ca
 
     let dir = TempDir::new("demo-tryton").expect("temp dir");
     let log = dir.path().join("demo.log");
-    let args: Vec<String> = [
-        "demo",
-        "--erp",
-        "tryton",
-        "--orders",
-        "20",
-        "--seed",
-        "7",
-        "--exit",
-        "--port",
-        &free_port().to_string(),
-        "--data-dir",
-        &dir.path().join("data").display().to_string(),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let args = crate::demo_args(20, 7, &dir.path().join("data"), &["--erp", "tryton"]);
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_crossdock"));
     let env_var = env.display().to_string();
     let mut demo = Process::spawn(

@@ -4,27 +4,13 @@
 
 use std::time::Duration;
 
-use crossdock_testkit::{Process, TempDir, free_port};
+use crossdock_testkit::{Process, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demo_stopped_with_ctrl_c_resumes_on_the_same_data_dir() {
     let dir = TempDir::new("resume").expect("temp dir");
     let data = dir.path().join("data");
-    let args: Vec<String> = [
-        "demo",
-        "--orders",
-        "60",
-        "--seed",
-        "5",
-        "--exit",
-        "--port",
-        &free_port().to_string(),
-        "--data-dir",
-        &data.display().to_string(),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let args = crate::demo_args(60, 5, &data, &[]);
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_crossdock"));
     let env = [("CROSSDOCK_LOG", "error")];
 

@@ -376,7 +376,8 @@ impl Adapter {
                 )));
             }
         }
-        self.pay(note.id, number).await?;
+        self.pay(note.id, &format!("Refund of {number}"), number)
+            .await?;
         let paid = self.credit_note(number).await?;
         if paid.state != "paid" {
             return Err(Failure::unknown(format!(
@@ -388,8 +389,10 @@ impl Adapter {
         Ok(paid.refund(number))
     }
 
-    /// Pays an invoice's full amount due with the configured payment method.
-    async fn pay(&self, invoice: i64, number: &str) -> Result<()> {
+    /// Pays an invoice's (or credit note's) full amount due with the configured payment
+    /// method through Tryton's `account.invoice.pay` wizard; `what` names it in the error
+    /// when the wizard does not settle it.
+    pub(super) async fn pay(&self, invoice: i64, description: &str, what: &str) -> Result<()> {
         const WIZARD: &str = "account.invoice.pay";
         let context = active("account.invoice", invoice);
         let session = self.client.wizard_create(WIZARD, Some(&context)).await?;
@@ -418,10 +421,7 @@ impl Adapter {
                 "payment_method".to_owned(),
                 json!(self.config.payment_method),
             );
-            form.insert(
-                "description".to_owned(),
-                json!(format!("Refund of {number}")),
-            );
+            form.insert("description".to_owned(), json!(description));
             if !form.contains_key("date") {
                 form.insert("date".to_owned(), value::date(self.clock.now().date()));
             }
@@ -442,7 +442,7 @@ impl Adapter {
                 .and_then(Value::as_str)
             {
                 return Err(Failure::unknown(format!(
-                    "the pay wizard stopped on `{state}`: the amount did not settle {number}"
+                    "the pay wizard stopped on `{state}`: the amount did not settle {what}"
                 )));
             }
             Ok(())

@@ -490,10 +490,8 @@ impl Adapter {
     /// # Errors
     /// Client failures.
     pub async fn invoices_due(&self, reference_like: &str) -> Result<Vec<DueInvoice>> {
-        let sales = self
-            .client
-            .search_read(
-                "sale.sale",
+        let ids = self
+            .ids_of_sales(
                 json!([
                     ["reference", "like", reference_like],
                     ["shipment_state", "=", "sent"],
@@ -503,17 +501,9 @@ impl Adapter {
                         ["pending", "awaiting payment", "partially paid"]
                     ],
                 ]),
-                0,
-                None,
-                Some(json!([["id", "ASC"]])),
-                &["invoices"],
-                None,
+                "invoices",
             )
             .await?;
-        let mut ids = Vec::new();
-        for sale in &sales {
-            ids.extend(sale.ids("invoices")?);
-        }
         let invoices = self
             .client
             .read(
@@ -564,72 +554,8 @@ impl Adapter {
     /// An unknown failure when the wizard does not settle the invoice; Tryton's refusals;
     /// client failures.
     pub async fn record_payment(&self, invoice: i64, description: &str) -> Result<()> {
-        const WIZARD: &str = "account.invoice.pay";
-        let context = active("account.invoice", invoice);
-        let session = self.client.wizard_create(WIZARD, Some(&context)).await?;
-        let outcome = async {
-            let start = self
-                .client
-                .wizard_execute(
-                    WIZARD,
-                    &session,
-                    json!({}),
-                    &session.start_state,
-                    Some(&context),
-                )
-                .await?;
-            let defaults = start
-                .get("view")
-                .and_then(|v| v.get("defaults"))
-                .and_then(Value::as_object)
-                .ok_or_else(|| Failure::unknown("the pay wizard did not open its form"))?;
-            let mut form: serde_json::Map<String, Value> = defaults
-                .iter()
-                .filter(|(k, _)| !k.ends_with('.'))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            form.insert(
-                "payment_method".to_owned(),
-                json!(self.config.payment_method),
-            );
-            form.insert("description".to_owned(), json!(description));
-            if !form.contains_key("date") {
-                form.insert(
-                    "date".to_owned(),
-                    crate::tryton::value::date(self.clock.now().date()),
-                );
-            }
-            let form_name = session.start_state.clone();
-            let answer = self
-                .client
-                .wizard_execute(
-                    WIZARD,
-                    &session,
-                    json!({ form_name: form }),
-                    "choice",
-                    Some(&context),
-                )
-                .await?;
-            if let Some(state) = answer
-                .get("view")
-                .and_then(|v| v.get("state"))
-                .and_then(Value::as_str)
-            {
-                return Err(Failure::unknown(format!(
-                    "the pay wizard stopped on `{state}`: the amount did not settle invoice {invoice}"
-                )));
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(error) = self
-            .client
-            .wizard_delete(WIZARD, &session, Some(&context))
+        self.pay(invoice, description, &format!("invoice {invoice}"))
             .await
-        {
-            tracing::debug!(%error, "Could not delete a finished Tryton wizard session.");
-        }
-        outcome
     }
 
     /// Receives and puts away the goods of every return shipment not done yet of the
@@ -638,25 +564,15 @@ impl Adapter {
     /// # Errors
     /// Tryton's refusals; client failures.
     pub async fn receive_returns(&self, reference_like: &str) -> Result<Vec<String>> {
-        let sales = self
-            .client
-            .search_read(
-                "sale.sale",
+        let ids = self
+            .ids_of_sales(
                 json!([
                     ["reference", "like", reference_like],
                     ["shipment_returns.state", "in", ["draft", "received"]],
                 ]),
-                0,
-                None,
-                Some(json!([["id", "ASC"]])),
-                &["shipment_returns"],
-                None,
+                "shipment_returns",
             )
             .await?;
-        let mut ids = Vec::new();
-        for sale in &sales {
-            ids.extend(sale.ids("shipment_returns")?);
-        }
         let shipments = self
             .client
             .read(
@@ -722,5 +638,27 @@ impl Adapter {
             }
         }
         Ok(by_reference)
+    }
+
+    /// The records a one-to-many `field` of the sales matching `domain` points to (oldest
+    /// sale first).
+    async fn ids_of_sales(&self, domain: Value, field: &str) -> Result<Vec<i64>> {
+        let sales = self
+            .client
+            .search_read(
+                "sale.sale",
+                domain,
+                0,
+                None,
+                Some(json!([["id", "ASC"]])),
+                &[field],
+                None,
+            )
+            .await?;
+        let mut ids = Vec::new();
+        for sale in &sales {
+            ids.extend(sale.ids(field)?);
+        }
+        Ok(ids)
     }
 }
