@@ -236,6 +236,9 @@ pub struct BenchArgs {
     /// Worker count.
     #[arg(long, default_value_t = 64)]
     pub workers: usize,
+    /// Concurrent senders of new orders (each waits for its order to be durable).
+    #[arg(long, default_value_t = 16)]
+    pub senders: u32,
     /// Latency of every ERP call, milliseconds (0: zero-latency downstreams).
     #[arg(long, default_value_t = 0)]
     pub erp_latency_ms: u64,

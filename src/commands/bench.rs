@@ -90,18 +90,23 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 
     let started = Instant::now();
     let orders = args.orders;
-    let producer = {
-        let engine = Arc::clone(&engine);
-        let clock = Arc::clone(&clock);
-        tokio::spawn(async move {
-            for n in 0..orders {
-                let message = order_message(n, clock.now());
-                if let Err(error) = engine.accept_message(message).await {
-                    eprintln!("could not submit order {n}: {error}");
+    // Orders arrive as they do in production: from several senders at once (API clients,
+    // subscriber partitions), each waiting for its message to be durable before the next.
+    let senders = args.senders.max(1);
+    let producers: Vec<_> = (0..senders)
+        .map(|sender| {
+            let engine = Arc::clone(&engine);
+            let clock = Arc::clone(&clock);
+            tokio::spawn(async move {
+                for n in (sender..orders).step_by(senders as usize) {
+                    let message = order_message(n, clock.now());
+                    if let Err(error) = engine.accept_message(message).await {
+                        eprintln!("could not submit order {n}: {error}");
+                    }
                 }
-            }
+            })
         })
-    };
+        .collect();
     let mut rss_marks = Vec::new();
     let progress = crate::progress::bar(u64::from(orders), "orders closed");
     loop {
@@ -121,7 +126,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     progress.finish_and_clear();
     let elapsed = started.elapsed();
-    producer.await.ok();
+    for producer in producers {
+        producer.await.ok();
+    }
     shutdown.cancel();
     running.await.ok();
 
@@ -129,6 +136,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let steps = metrics.steps_ok;
     let steps_per_sec = steps as f64 / elapsed.as_secs_f64();
     println!("store: {} ({})", store.backend(), location);
+    println!("intake: {senders} concurrent senders");
     println!(
         "orders: {orders} in {:.2}s = {:.0} orders/s",
         elapsed.as_secs_f64(),

@@ -160,7 +160,12 @@ pub fn apply(
         })
         .collect();
     decision.order = order_row(order, &state, version, now);
-    decision.refs = refs(order, &state, cause);
+    // Only references the events added (the others are stored already), and the cause's.
+    let known = refs(order, &loaded.state, None);
+    decision.refs = refs(order, &state, cause.correlation.as_deref());
+    decision
+        .refs
+        .retain(|r| r.namespace == "correlation" || !known.contains(r));
     Ok(Applied {
         decision,
         events,
@@ -276,7 +281,7 @@ pub fn order_row(
     })
 }
 
-fn refs(order: &OrderId, state: &Order, cause: &Cause) -> Vec<ExternalRef> {
+fn refs(order: &OrderId, state: &Order, correlation: Option<&str>) -> Vec<ExternalRef> {
     let mut refs = Vec::new();
     let mut add = |namespace: &str, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
@@ -295,7 +300,7 @@ fn refs(order: &OrderId, state: &Order, cause: &Cause) -> Vec<ExternalRef> {
         "erp_ref",
         state.booking.as_ref().map(|b| b.erp_ref.as_str()),
     );
-    add("correlation", cause.correlation.as_deref());
+    add("correlation", correlation);
     for (rma, facts) in &state.returns {
         add("rma", Some(rma.as_str()));
         if let Some(request) = &facts.request {

@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub sf_budget_reserve: f64,
     /// How long shutdown waits for calls in flight before releasing their leases.
     pub shutdown_grace: Duration,
+    /// Orders whose folded state is kept in memory between steps (0: read every step's
+    /// order from its stream). Bounded; safe beside other writers (see the engine's cache).
+    pub order_cache: usize,
 }
 
 impl Default for EngineConfig {
@@ -94,6 +97,7 @@ impl Default for EngineConfig {
             sf_sync_delay: Duration::from_millis(1_000),
             sf_budget_reserve: 0.1,
             shutdown_grace: Duration::from_secs(10),
+            order_cache: 4_096,
         }
     }
 }

@@ -7,11 +7,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use crossdock_domain::ids::OrderId;
 use crossdock_domain::order::Lane as LaneName;
 use crossdock_ports::inbound::{Accepted, InboundMessage, InboundSink, SinkError};
 use crossdock_ports::{Clock, Erp, Failure, FailureClass, Rng, Salesforce};
 use crossdock_store::{
-    Decision, Lease, LeaseRequest, NewDeadLetter, NewInbound, NewTask, SharedStore, TimelineEntry,
+    Decision, Lease, LeaseRequest, NewDeadLetter, NewInbound, NewTask, SharedStore, StreamAppend,
+    TimelineEntry,
 };
 use serde_json::json;
 use tokio::sync::Notify;
@@ -19,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::apply::{LoadError, Loaded, stream_id};
+use crate::cache::OrderCache;
 use crate::config::EngineConfig;
 use crate::handlers::{self, Outcome};
 use crate::lane::{BreakerState, Lane};
@@ -50,6 +54,7 @@ pub struct Engine {
     pub(crate) rng: Arc<dyn Rng>,
     pub(crate) config: EngineConfig,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) cache: OrderCache,
     lanes: BTreeMap<LaneName, Lane>,
     wake: BTreeMap<LaneName, Arc<Notify>>,
 }
@@ -65,6 +70,7 @@ impl Engine {
             .into_iter()
             .map(|lane| (lane, Arc::new(Notify::new())))
             .collect();
+        let cache = OrderCache::new(parts.config.order_cache);
         Arc::new(Self {
             store: parts.store,
             erp: parts.erp,
@@ -73,6 +79,7 @@ impl Engine {
             rng: parts.rng,
             config: parts.config,
             metrics: Arc::new(Metrics::default()),
+            cache,
             lanes,
             wake,
         })
@@ -116,6 +123,59 @@ impl Engine {
     /// Wakes a lane's dispatcher (new work was enqueued by this process).
     pub fn wake(&self, lane: LaneName) {
         self.wake[&lane].notify_one();
+    }
+
+    /// The state of `order` as task `task` sees it: from the cache when the order was active
+    /// lately, else folded from its stream. The task's decision will assert this version.
+    ///
+    /// # Errors
+    /// Store failures and undecodable events.
+    pub(crate) async fn load_order(
+        &self,
+        task: i64,
+        order: &OrderId,
+    ) -> Result<Arc<Loaded>, LoadError> {
+        if let Some(loaded) = self.cache.get(task, order.as_str()) {
+            return Ok(loaded);
+        }
+        let loaded = Arc::new(crate::apply::load(&self.store, order).await?);
+        self.cache
+            .put_read(task, order.as_str(), Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// Makes `decision` assert the order version its task read, when it appends nothing
+    /// itself: a decision taken on state that has moved on then fails as a conflict.
+    fn guard(&self, task: i64, decision: &mut Decision) {
+        if decision.append.is_none()
+            && let Some(read) = self.cache.read_by(task)
+        {
+            decision.append = Some(StreamAppend {
+                stream: stream_id(&OrderId::new(read.order)),
+                expected_version: read.version,
+                events: Vec::new(),
+            });
+        }
+    }
+
+    /// A refusal or deferral decided on cached state is retried at once on state read from
+    /// the store (the cache may be behind another writer); other outcomes stand.
+    fn recheck(&self, task: i64, outcome: Outcome) -> Outcome {
+        let doubtful = match &outcome {
+            Outcome::Failed(f) | Outcome::FailedWith(f, _) => {
+                matches!(f.class, FailureClass::Permanent | FailureClass::Unknown)
+            }
+            Outcome::Defer(_) => true,
+            Outcome::Done(_) => false,
+        };
+        match self.cache.read_by(task) {
+            Some(read) if doubtful && read.cached => Outcome::Failed(Failure::conflict(format!(
+                "decided on the cached state of order {} at version {}; checking again on \
+                 the stored state",
+                read.order, read.version
+            ))),
+            _ => outcome,
+        }
     }
 
     /// Stores an inbound message durably with its processing task.
@@ -232,13 +292,22 @@ impl Engine {
                 }
                 continue;
             }
-            let free = lane.available();
+            let mut free = lane.available();
             if free == 0 {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = lane.slot_freed() => {}
                 }
                 continue;
+            }
+            // Completions arrive a group commit at a time: let the rest of the group free
+            // their slots too, so that one lease request serves them all.
+            let capacity = lane.config().concurrency;
+            if free < capacity / 4 {
+                for _ in 0..2 {
+                    tokio::task::yield_now().await;
+                }
+                free = lane.available();
             }
             let probing = lane.breaker() == BreakerState::HalfOpen;
             let limit = if probing {
@@ -325,7 +394,9 @@ impl Engine {
             self.pace_salesforce(lane);
         }
         for (lease, outcome) in leases.iter().zip(outcomes) {
-            self.settle(lane_name, lease, outcome, latency, &kind).await;
+            let outcome = self.recheck(lease.task.id, outcome);
+            let committed = self.settle(lane_name, lease, outcome, latency, &kind).await;
+            self.cache.finish(lease.task.id, committed);
         }
     }
 
@@ -361,12 +432,13 @@ impl Engine {
         outcome: Outcome,
         latency: Duration,
         kind: &str,
-    ) {
+    ) -> bool {
         let task = &lease.task;
         let now = self.clock.now();
         let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
         match outcome {
             Outcome::Done(mut decision) => {
+                self.guard(task.id, &mut decision);
                 if let Some(order) = &task.order_id {
                     decision
                         .timeline
@@ -377,7 +449,7 @@ impl Engine {
                         decision.auto_resolve = Some((order.clone(), task.kind.clone()));
                     }
                 }
-                match self.store.complete(lease, decision).await {
+                return match self.store.complete(lease, decision).await {
                     Ok(committed) => {
                         self.metrics.step(lane_name.as_str(), kind, latency);
                         if !committed.task_ids.is_empty() {
@@ -385,26 +457,33 @@ impl Engine {
                                 self.wake(lane);
                             }
                         }
+                        true
                     }
                     Err(error) if error.kind() == crossdock_store::ErrorKind::Conflict => {
                         // Another step of the same order committed first: decide again.
                         let failure = Failure::conflict(error.to_string());
                         self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
                             .await;
+                        false
                     }
-                    Err(error) => warn!(task = task.id, %error, "Could not complete task"),
-                }
+                    Err(error) => {
+                        warn!(task = task.id, %error, "Could not complete task");
+                        false
+                    }
+                };
             }
             Outcome::Failed(failure) => {
                 self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
                     .await;
             }
             Outcome::Defer(reason) => self.defer(lane_name, lease, reason, latency_ms).await,
-            Outcome::FailedWith(failure, extra) => {
+            Outcome::FailedWith(failure, mut extra) => {
+                self.guard(task.id, &mut extra);
                 self.fail(lane_name, lease, failure, extra, latency_ms)
                     .await;
             }
         }
+        false
     }
 
     async fn defer(&self, lane_name: LaneName, lease: &Lease, reason: String, latency_ms: i64) {
@@ -478,11 +557,20 @@ impl Engine {
                 self.metrics.retry(lane_name.as_str(), class);
                 let due = now + delay;
                 debug!(task = task.id, kind = %task.kind, %failure, ?delay, "Retrying");
-                if let Err(error) = self
+                let mut retried = self
                     .store
                     .retry(lease, due, &failure.to_string(), decision)
-                    .await
+                    .await;
+                if let Err(error) = &retried
+                    && error.kind() == crossdock_store::ErrorKind::Conflict
                 {
+                    // What the failure wanted written was decided on state that moved on.
+                    retried = self
+                        .store
+                        .retry(lease, due, &failure.to_string(), Decision::default())
+                        .await;
+                }
+                if let Err(error) = retried {
                     warn!(task = task.id, %error, "Could not schedule the retry");
                 }
             }
@@ -507,7 +595,18 @@ impl Engine {
                     )
                     .await
                 {
-                    warn!(task = task.id, %error, "Could not dead-letter the task");
+                    if error.kind() == crossdock_store::ErrorKind::Conflict {
+                        // The order moved on since the task read it: try again on fresh state.
+                        let retried = self
+                            .store
+                            .retry(lease, now, &error.to_string(), Decision::default())
+                            .await;
+                        if let Err(error) = retried {
+                            warn!(task = task.id, %error, "Could not schedule the retry");
+                        }
+                    } else {
+                        warn!(task = task.id, %error, "Could not dead-letter the task");
+                    }
                 }
             }
         }

@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod bus;
+mod cache;
 pub mod checkpoints;
 pub mod config;
 pub mod describe;

@@ -15,7 +15,7 @@ use crossdock_store::{Decision, Lease, TimelineEntry};
 use serde_json::json;
 
 use super::{ApplyError, Outcome, apply_order, correlation, effect_of};
-use crate::apply::{Cause, load};
+use crate::apply::Cause;
 use crate::engine::Engine;
 
 pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
@@ -23,7 +23,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
         Ok(parts) => parts,
         Err(failure) => return Outcome::Failed(failure),
     };
-    let loaded = match load(&engine.store, &order).await {
+    let loaded = match engine.load_order(lease.task.id, &order).await {
         Ok(loaded) => loaded,
         Err(e) => return Outcome::Failed(Failure::transient(e.to_string())),
     };
@@ -156,7 +156,16 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
         causation: lease.task.idempotency_key.clone(),
         correlation: correlation(lease),
     };
-    match apply_order(engine, &order, &commands, &cause, Decision::default()).await {
+    match apply_order(
+        engine,
+        lease.task.id,
+        &order,
+        &commands,
+        &cause,
+        Decision::default(),
+    )
+    .await
+    {
         Ok(decision) => Outcome::Done(decision),
         Err(ApplyError::Unavailable(failure)) => Outcome::Failed(failure),
         Err(ApplyError::Refused(error)) => Outcome::Failed(

@@ -34,7 +34,16 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
         causation: lease.task.idempotency_key.clone(),
         correlation: correlation(lease),
     };
-    match apply_order(engine, &order, &[command], &cause, Decision::default()).await {
+    match apply_order(
+        engine,
+        lease.task.id,
+        &order,
+        &[command],
+        &cause,
+        Decision::default(),
+    )
+    .await
+    {
         Ok(decision) => Outcome::Done(decision),
         Err(ApplyError::Unavailable(failure)) => Outcome::Failed(failure),
         // Closing is re-checked at run time: if something reopened the order, there is

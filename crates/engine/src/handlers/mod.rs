@@ -11,7 +11,7 @@ use crossdock_domain::order::{Command, Effect, Lane as LaneName};
 use crossdock_ports::Failure;
 use crossdock_store::{Decision, Lease};
 
-use crate::apply::{Cause, apply, load};
+use crate::apply::{Cause, Loaded, apply};
 use crate::engine::Engine;
 
 /// What became of one task.
@@ -88,18 +88,21 @@ pub(crate) fn correlation(lease: &Lease) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Applies commands to an order and merges `extra` into the resulting decision.
+/// Applies commands to an order (as task `task` sees it) and merges `extra` into the
+/// resulting decision; the new state is staged for the cache.
 ///
 /// A lifecycle violation becomes a failure of class `invalid` (answers from a downstream that
 /// the order cannot accept are not retried blindly: they are bounded `unknown` failures).
 pub(crate) async fn apply_order(
     engine: &Engine,
+    task: i64,
     order: &OrderId,
     commands: &[Command],
     cause: &Cause,
     extra: Decision,
 ) -> Result<Decision, ApplyError> {
-    let loaded = load(&engine.store, order)
+    let loaded = engine
+        .load_order(task, order)
         .await
         .map_err(|e| ApplyError::Unavailable(Failure::transient(e.to_string())))?;
     let applied = apply(
@@ -114,6 +117,17 @@ pub(crate) async fn apply_order(
     engine
         .metrics
         .events(applied.events.iter().map(|e| e.name()));
+    if !applied.events.is_empty() {
+        let version = loaded.version + i64::try_from(applied.events.len()).unwrap_or(i64::MAX);
+        engine.cache.stage(
+            task,
+            order.as_str(),
+            Loaded {
+                state: applied.state,
+                version,
+            },
+        );
+    }
     Ok(merge(applied.decision, extra))
 }
 

@@ -10,20 +10,60 @@ use crate::codec::{micros, with_inbox_id};
 use crate::error::{Error, Result};
 use crate::{
     Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
-    InventoryRow, NewInbound, OrderRow, StreamAppend, SyncMark, TimelineEntry,
+    InventoryRow, NewInbound, NewTask, OrderRow, StreamAppend, SyncMark, TimelineEntry,
 };
 
-/// Applies every write of `decision`; fails as a whole (the caller's savepoint rolls back).
-pub(crate) fn apply(ctx: &Ctx<'_>, decision: &Decision) -> Result<Committed> {
+/// A decision with its JSON documents rendered, so that the writer thread only writes.
+pub(crate) struct Prepared {
+    decision: Decision,
+    events: Vec<String>,
+    tasks: Vec<String>,
+    order_body: Option<String>,
+    timeline: Vec<String>,
+}
+
+impl Prepared {
+    /// Renders the documents of `decision` (call it off the writer thread).
+    pub(crate) fn new(decision: Decision) -> Self {
+        let events = decision.append.as_ref().map_or_else(Vec::new, |append| {
+            append
+                .events
+                .iter()
+                .map(|e| e.payload.to_string())
+                .collect()
+        });
+        Self {
+            events,
+            tasks: render_tasks(&decision.tasks),
+            order_body: decision.order.as_ref().map(|o| o.body.to_string()),
+            timeline: render_timeline(&decision.timeline),
+            decision,
+        }
+    }
+}
+
+/// Task payloads as JSON text.
+pub(crate) fn render_tasks(tasks: &[NewTask]) -> Vec<String> {
+    tasks.iter().map(|t| t.payload.to_string()).collect()
+}
+
+/// Timeline details as JSON text.
+pub(crate) fn render_timeline(entries: &[TimelineEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.detail.to_string()).collect()
+}
+
+/// Applies every write of a decision; fails as a whole (the caller's savepoint rolls back).
+pub(crate) fn apply(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
+    let decision = &prepared.decision;
     let mut committed = Committed::default();
     if let Some(append) = &decision.append {
-        let (version, seqs) = append_events(ctx, append)?;
+        let (version, seqs) = append_events(ctx, append, &prepared.events)?;
         committed.version = Some(version);
         committed.event_seqs = seqs;
     }
-    committed.task_ids = enqueue_all(ctx, &decision.tasks)?;
-    if let Some(order) = &decision.order {
-        upsert_order(ctx, order)?;
+    committed.task_ids = enqueue_all(ctx, &decision.tasks, &prepared.tasks)?;
+    if let (Some(order), Some(body)) = (&decision.order, &prepared.order_body) {
+        upsert_order(ctx, order, body)?;
     }
     for mark in &decision.synced {
         mark_synced(ctx, mark)?;
@@ -37,7 +77,7 @@ pub(crate) fn apply(ctx: &Ctx<'_>, decision: &Decision) -> Result<Committed> {
     for reference in &decision.refs {
         upsert_ref(ctx, reference)?;
     }
-    append_timeline(ctx, &decision.timeline)?;
+    append_timeline(ctx, &decision.timeline, &prepared.timeline)?;
     for entry in &decision.audit {
         audit(ctx, entry)?;
     }
@@ -50,7 +90,11 @@ pub(crate) fn apply(ctx: &Ctx<'_>, decision: &Decision) -> Result<Committed> {
     Ok(committed)
 }
 
-fn append_events(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<(i64, Vec<i64>)> {
+fn append_events(
+    ctx: &Ctx<'_>,
+    append: &StreamAppend,
+    payloads: &[String],
+) -> Result<(i64, Vec<i64>)> {
     let conn = ctx.conn;
     let actual: i64 = conn
         .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
@@ -75,13 +119,13 @@ fn append_events(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<(i64, Vec<i64>)
         )
         .map_err(db)?;
     let mut version = actual;
-    for event in &append.events {
+    for (event, payload) in append.events.iter().zip(payloads) {
         version += 1;
         stmt.execute(params![
             append.stream,
             version,
             event.kind,
-            event.payload.to_string(),
+            payload,
             micros(event.occurred_at),
             ctx.now_us,
             event.causation,
@@ -102,7 +146,7 @@ fn append_events(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<(i64, Vec<i64>)
     Ok((version, seqs))
 }
 
-fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow) -> Result<()> {
+fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
     // A row never goes back to an older version; the Salesforce confirmation columns only
     // move forward (they are normally set by sync marks).
     ctx.conn
@@ -158,7 +202,7 @@ fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow) -> Result<()> {
             o.ended_at.map(micros),
             micros(o.updated_at),
             o.version,
-            o.body.to_string(),
+            body,
             o.sf_synced_status,
             o.sf_synced_version,
             o.sf_synced_at.map(micros),
@@ -245,8 +289,12 @@ fn upsert_ref(ctx: &Ctx<'_>, r: &ExternalRef) -> Result<()> {
     Ok(())
 }
 
-/// Appends timeline entries.
-pub(crate) fn append_timeline(ctx: &Ctx<'_>, entries: &[TimelineEntry]) -> Result<()> {
+/// Appends timeline entries, with their rendered details.
+pub(crate) fn append_timeline(
+    ctx: &Ctx<'_>,
+    entries: &[TimelineEntry],
+    details: &[String],
+) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -258,13 +306,13 @@ pub(crate) fn append_timeline(ctx: &Ctx<'_>, entries: &[TimelineEntry]) -> Resul
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(db)?;
-    for e in entries {
+    for (e, detail) in entries.iter().zip(details) {
         stmt.execute(params![
             e.order_id,
             micros(e.at),
             e.kind,
             e.summary,
-            e.detail.to_string(),
+            detail,
             e.system,
             e.outcome,
             e.latency_ms,
@@ -310,7 +358,7 @@ fn mark_inbound(ctx: &Ctx<'_>, id: i64, status: InboundStatus, error: Option<&st
 }
 
 /// Stores an inbound message and its task unless `(source, message_id)` is known.
-pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound) -> Result<Accepted> {
+pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound, body: &str) -> Result<Accepted> {
     let conn = ctx.conn;
     let inserted: Option<i64> = conn
         .prepare_cached(
@@ -328,7 +376,7 @@ pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound) -> Result<Accepted> 
                 m.key,
                 micros(m.received_at),
                 m.raw,
-                m.body.to_string(),
+                body,
             ],
             |row| row.get(0),
         )
@@ -345,7 +393,7 @@ pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound) -> Result<Accepted> 
     if let Some(task) = &m.task {
         let mut task = task.clone();
         task.payload = with_inbox_id(&task.payload, id)?;
-        super::queue::enqueue(ctx, &task)?;
+        super::queue::enqueue(ctx, &task, &task.payload.to_string())?;
     }
     Ok(Accepted::New(id))
 }

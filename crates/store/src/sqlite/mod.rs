@@ -13,6 +13,7 @@
 //! One process owns a database file (SQLite is the single-node store); several processes
 //! sharing work use [`crate::postgres`].
 
+mod checkpoint;
 mod connect;
 mod dead;
 mod decision;
@@ -40,6 +41,7 @@ use crate::{
     StoredTimelineEntry, Task, TimelineEntry,
 };
 
+use decision::Prepared;
 use readers::Readers;
 use writer::Writer;
 
@@ -51,6 +53,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Readers,
+    checkpointer: std::sync::Mutex<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -70,13 +73,19 @@ impl SqliteStore {
             }
             let conn = connect::writer(&for_open)?;
             migrate::migrate(&conn)?;
-            Ok::<_, Error>(conn)
+            // Checkpoints run on their own thread (see `checkpoint`).
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(rows::db)?;
+            let checkpointer = checkpoint::Checkpointer::start(&for_open)?;
+            Ok::<_, Error>((conn, checkpointer))
         })
         .await
         .map_err(|e| Error::Database(format!("opening SQLite failed: {e}")))??;
+        let (conn, checkpointer) = conn;
         Ok(Self {
             writer: Writer::start(conn)?,
             readers: Readers::new(path.clone(), DEFAULT_READERS),
+            checkpointer: std::sync::Mutex::new(checkpointer),
             path,
         })
     }
@@ -95,7 +104,10 @@ impl Store for SqliteStore {
 
     async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted> {
         self.writer
-            .write(move |ctx| decision::accept_inbound(ctx, &message))
+            .write_with(
+                (message.body.to_string(), message),
+                |ctx, (body, message)| decision::accept_inbound(ctx, message, body),
+            )
             .await
     }
 
@@ -138,7 +150,9 @@ impl Store for SqliteStore {
             return Ok(Committed::default());
         }
         self.writer
-            .write(move |ctx| decision::apply(ctx, &decision))
+            .write_with(Prepared::new(decision), |ctx, decision| {
+                decision::apply(ctx, decision)
+            })
             .await
     }
 
@@ -147,7 +161,10 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.writer
-            .write(move |ctx| queue::enqueue_all(ctx, &tasks))
+            .write_with(
+                (decision::render_tasks(&tasks), tasks),
+                |ctx, (payloads, tasks)| queue::enqueue_all(ctx, tasks, payloads),
+            )
             .await
     }
 
@@ -161,12 +178,14 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed> {
-        let lease = lease.clone();
         self.writer
-            .write(move |ctx| {
-                queue::complete(ctx, &lease)?;
-                decision::apply(ctx, &decision)
-            })
+            .write_with(
+                (lease.clone(), Prepared::new(decision)),
+                |ctx, (lease, decision)| {
+                    queue::complete(ctx, lease)?;
+                    decision::apply(ctx, decision)
+                },
+            )
             .await
     }
 
@@ -177,12 +196,11 @@ impl Store for SqliteStore {
         error: &str,
         decision: Decision,
     ) -> Result<()> {
-        let lease = lease.clone();
-        let error = error.to_owned();
+        let data = (lease.clone(), error.to_owned(), Prepared::new(decision));
         self.writer
-            .write(move |ctx| {
-                queue::retry(ctx, &lease, due_at, &error)?;
-                decision::apply(ctx, &decision).map(|_| ())
+            .write_with(data, move |ctx, (lease, error, decision)| {
+                queue::retry(ctx, lease, due_at, error)?;
+                decision::apply(ctx, decision).map(|_| ())
             })
             .await
     }
@@ -193,13 +211,15 @@ impl Store for SqliteStore {
         entry: NewDeadLetter,
         decision: Decision,
     ) -> Result<i64> {
-        let lease = lease.clone();
         self.writer
-            .write(move |ctx| {
-                let id = queue::dead_letter(ctx, &lease, &entry)?;
-                decision::apply(ctx, &decision)?;
-                Ok(id)
-            })
+            .write_with(
+                (lease.clone(), entry, Prepared::new(decision)),
+                |ctx, (lease, entry, decision)| {
+                    let id = queue::dead_letter(ctx, lease, entry)?;
+                    decision::apply(ctx, decision)?;
+                    Ok(id)
+                },
+            )
             .await
     }
 
@@ -312,7 +332,10 @@ impl Store for SqliteStore {
             return Ok(());
         }
         self.writer
-            .write(move |ctx| decision::append_timeline(ctx, &entries))
+            .write_with(
+                (decision::render_timeline(&entries), entries),
+                |ctx, (details, entries)| decision::append_timeline(ctx, entries, details),
+            )
             .await
     }
 
@@ -390,6 +413,14 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.close().await;
         self.readers.close();
+        let thread = self
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut checkpointer| checkpointer.stop());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 

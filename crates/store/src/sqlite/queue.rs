@@ -13,9 +13,10 @@ use crate::codec::{expiry, micros};
 use crate::error::{Error, Result};
 use crate::{Lease, LeaseRequest, NewDeadLetter, NewTask};
 
-/// Enqueues one task unless a pending, not leased task of its lane has the same `dedupe`.
-/// Returns its id, or `None` when it collapsed into the pending one.
-pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask) -> Result<Option<i64>> {
+/// Enqueues one task (its payload already rendered as JSON) unless a pending, not leased
+/// task of its lane has the same `dedupe`. Returns its id, or `None` when it collapsed into
+/// the pending one.
+pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask, payload: &str) -> Result<Option<i64>> {
     let conn = ctx.conn;
     if let Some(dedupe) = &task.dedupe {
         let twin = conn
@@ -30,16 +31,12 @@ pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask) -> Result<Option<i64>> {
         }
     }
     // A new task has the highest id: it is the head only when its key has no other task.
-    let busy_key = conn
-        .prepare_cached("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
-        .map_err(db)?
-        .exists([&task.key])
-        .map_err(db)?;
     let due = micros(task.due_at);
     conn.prepare_cached(
         "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
                             blocking, order_id, created_at, state, head, ready_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, 'pending', ?11, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, 'pending',
+                 NOT EXISTS (SELECT 1 FROM tasks WHERE key = ?3), ?7)",
     )
     .map_err(db)?
     .execute(params![
@@ -48,22 +45,25 @@ pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask) -> Result<Option<i64>> {
         task.key,
         task.dedupe,
         task.idempotency_key,
-        task.payload.to_string(),
+        payload,
         due,
         task.blocking,
         task.order_id,
         ctx.now_us,
-        !busy_key,
     ])
     .map_err(db)?;
     Ok(Some(conn.last_insert_rowid()))
 }
 
-/// Enqueues tasks in order; returns the ids of those enqueued.
-pub(crate) fn enqueue_all(ctx: &Ctx<'_>, tasks: &[NewTask]) -> Result<Vec<i64>> {
+/// Enqueues tasks in order, with their rendered payloads; returns the ids of those enqueued.
+pub(crate) fn enqueue_all(
+    ctx: &Ctx<'_>,
+    tasks: &[NewTask],
+    payloads: &[String],
+) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        if let Some(id) = enqueue(ctx, task)? {
+    for (task, payload) in tasks.iter().zip(payloads) {
+        if let Some(id) = enqueue(ctx, task, payload)? {
             ids.push(id);
         }
     }

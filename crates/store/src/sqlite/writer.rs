@@ -9,6 +9,9 @@
 //!
 //! While one batch is being fsynced the next requests queue up, so the batch size grows with
 //! the load by itself: no timer, no added latency when the store is idle.
+//!
+//! The writer thread is the store's one serial resource, so it does nothing else: replies
+//! are delivered (waking the callers) and the requests' data dropped on a second thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -41,24 +44,44 @@ type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 /// A request: runs, says whether it succeeded, and hands back how to reply.
 type Job = Box<dyn FnOnce(&Ctx<'_>) -> (bool, Finish) + Send>;
 
+/// A committed (or failed) batch on its way to the reply thread.
+type Replies = (Vec<Finish>, Option<String>);
+
 /// Handle to the writer thread.
 pub(crate) struct Writer {
     // `None` once closed. Cloned per request; the thread stops when every clone is gone.
     sender: Mutex<Option<mpsc::Sender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
+    /// Starts the writer thread on `conn` (and the thread that delivers its replies).
     pub(crate) fn start(conn: Connection) -> Result<Self> {
         let (sender, receiver) = mpsc::channel::<Job>(QUEUE_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("crossdock-sqlite-writer".to_owned())
-            .spawn(move || run(conn, receiver))
-            .map_err(|e| Error::Database(format!("cannot start the SQLite writer: {e}")))?;
+        let (replies, delivery) = std::sync::mpsc::channel::<Replies>();
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(body)
+                .map_err(|e| Error::Database(format!("cannot start the SQLite {name}: {e}")))
+        };
+        let deliverer = spawn(
+            "crossdock-sqlite-replies",
+            Box::new(move || {
+                for (finishes, commit_error) in delivery {
+                    for finish in finishes {
+                        finish(commit_error.as_deref());
+                    }
+                }
+            }),
+        )?;
+        let writer = spawn(
+            "crossdock-sqlite-writer",
+            Box::new(move || run(conn, receiver, replies)),
+        )?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(vec![writer, deliverer]),
         })
     }
 
@@ -71,6 +94,20 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Ctx<'_>) -> Result<T> + Send + 'static,
     {
+        self.write_with((), move |ctx, ()| work(ctx)).await
+    }
+
+    /// Like [`Writer::write`], for requests that carry data: `data` is dropped off the writer
+    /// thread, once the request is answered.
+    ///
+    /// # Errors
+    /// As [`Writer::write`].
+    pub(crate) async fn write_with<D, T, F>(&self, data: D, work: F) -> Result<T>
+    where
+        D: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&Ctx<'_>, &D) -> Result<T> + Send + 'static,
+    {
         let sender = self
             .sender
             .lock()
@@ -79,7 +116,7 @@ impl Writer {
             .ok_or(Error::Closed)?;
         let (reply, answer) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |ctx| {
-            let result = work(ctx);
+            let result = work(ctx, &data);
             let ok = result.is_ok();
             let finish: Finish = Box::new(move |commit_error| {
                 let outcome = match (commit_error, result) {
@@ -88,6 +125,7 @@ impl Writer {
                 };
                 // The caller may have gone away (cancelled); nothing to do then.
                 let _ = reply.send(outcome);
+                drop(data);
             });
             (ok, finish)
         });
@@ -99,21 +137,29 @@ impl Writer {
         })?
     }
 
-    /// Stops accepting requests, lets the queued ones commit, and waits for the thread.
+    /// Stops accepting requests, lets the queued ones commit, and waits for the threads.
     pub(crate) async fn close(&self) {
         let sender = self.sender.lock().ok().and_then(|mut s| s.take());
         drop(sender);
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(thread) = thread {
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for thread in threads {
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
             if !matches!(joined, Ok(Ok(()))) {
-                error!("The SQLite writer thread ended abnormally");
+                error!("A SQLite writer thread ended abnormally");
             }
         }
     }
 }
 
-fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+fn run(
+    conn: Connection,
+    mut receiver: mpsc::Receiver<Job>,
+    replies: std::sync::mpsc::Sender<Replies>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -123,7 +169,13 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut batch);
+        let answered = commit_batch(&conn, &mut batch);
+        if let Err(std::sync::mpsc::SendError((finishes, commit_error))) = replies.send(answered) {
+            // The reply thread is gone (it panicked): answer from here.
+            for finish in finishes {
+                finish(commit_error.as_deref());
+            }
+        }
     }
     // Every sender is gone: leave the database tidy for the next open.
     if let Err(e) = conn.execute_batch("PRAGMA optimize") {
@@ -131,8 +183,8 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs and commits one batch, then replies to every request in it.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
+/// Runs and commits one batch; returns the replies to deliver, with the commit error if any.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Replies {
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     let outcome = (|| -> rusqlite::Result<()> {
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
@@ -164,11 +216,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
         Ok(())
     })();
     match outcome {
-        Ok(()) => {
-            for finish in finishes {
-                finish(None);
-            }
-        }
+        Ok(()) => (finishes, None),
         Err(e) => {
             error!(error = %e, requests = finishes.len() + batch.len(), "SQLite group commit failed");
             if !conn.is_autocommit()
@@ -176,12 +224,9 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
             {
                 error!(error = %e, "SQLite rollback failed");
             }
-            let message = format!("commit failed: {e}");
-            for finish in finishes {
-                finish(Some(&message));
-            }
             // Requests not reached yet are dropped: their callers get an error.
             batch.clear();
+            (finishes, Some(format!("commit failed: {e}")))
         }
     }
 }
