@@ -143,7 +143,7 @@ pub fn apply(
     });
     decision.tasks = effects
         .iter()
-        .map(|effect| task_for(effect, order, &state, config, now, cause))
+        .map(|effect| task_for(effect, order, &state, version, config, now, cause))
         .collect();
     decision.timeline = events
         .iter()
@@ -173,11 +173,13 @@ pub fn apply(
     })
 }
 
-/// The task that carries out an effect.
+/// The task that carries out an effect, decided at stream `version` of the order (the task
+/// never runs on an older state of it).
 pub fn task_for(
     effect: &Effect,
     order: &OrderId,
     state: &Order,
+    version: i64,
     config: &EngineConfig,
     now: OffsetDateTime,
     cause: &Cause,
@@ -209,6 +211,7 @@ pub fn task_for(
         payload: json!({
             "order": order,
             "effect": effect,
+            "version": version,
             "correlation": cause.correlation,
         }),
         due_at,

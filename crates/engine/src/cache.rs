@@ -61,14 +61,18 @@ impl OrderCache {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached state of `order`, noting that `task` read it; `None` when it is not cached
-    /// or a decision of it is in flight.
-    pub(crate) fn get(&self, task: i64, order: &str) -> Option<Arc<Loaded>> {
+    /// The cached state of `order` at `at_least` or later, noting that `task` read it; `None`
+    /// when it is not cached, older, or a decision of it is in flight.
+    pub(crate) fn get(&self, task: i64, order: &str, at_least: i64) -> Option<Arc<Loaded>> {
         let mut inner = self.lock();
         if inner.busy.contains_key(order) {
             return None;
         }
-        let loaded = inner.states.get(order).cloned()?;
+        let loaded = inner
+            .states
+            .get(order)
+            .filter(|loaded| loaded.version >= at_least)
+            .cloned()?;
         inner.reads.entry(task).or_insert_with(|| Read {
             order: order.to_owned(),
             version: loaded.version,
@@ -179,10 +183,10 @@ mod tests {
             Some((3, false))
         );
         // While the decision is in flight, nothing is answered for the order.
-        assert!(cache.get(2, "o1").is_none());
+        assert!(cache.get(2, "o1", 0).is_none());
         cache.finish(1, true);
         assert_eq!(cache.read_by(1), None);
-        assert_eq!(cache.get(2, "o1").map(|l| l.version), Some(5));
+        assert_eq!(cache.get(2, "o1", 0).map(|l| l.version), Some(5));
     }
 
     #[test]
@@ -191,7 +195,7 @@ mod tests {
         cache.put_read(1, "o1", Arc::new(at(3)));
         cache.stage(1, "o1", at(4));
         cache.finish(1, false);
-        assert!(cache.get(2, "o1").is_none());
+        assert!(cache.get(2, "o1", 0).is_none());
     }
 
     #[test]
@@ -202,11 +206,21 @@ mod tests {
         cache.stage(2, "o1", at(2));
         cache.stage(3, "o1", at(2));
         cache.finish(2, true);
-        assert!(cache.get(4, "o1").is_none());
+        assert!(cache.get(4, "o1", 0).is_none());
         cache.finish(3, false);
         // The loser evicts the order: the next step reads the store.
-        assert!(cache.get(4, "o1").is_none());
+        assert!(cache.get(4, "o1", 0).is_none());
         assert!(cache.lock().busy.is_empty());
+    }
+
+    #[test]
+    fn a_state_older_than_the_task_asks_for_is_not_answered() {
+        let cache = OrderCache::new(10);
+        cache.put_read(1, "o1", Arc::new(at(3)));
+        cache.finish(1, true);
+        // A task created at version 5 (by another writer) must not start from version 3.
+        assert!(cache.get(2, "o1", 5).is_none());
+        assert_eq!(cache.get(2, "o1", 3).map(|l| l.version), Some(3));
     }
 
     #[test]
@@ -214,7 +228,7 @@ mod tests {
         let cache = OrderCache::new(10);
         cache.put_read(1, "o1", Arc::new(at(7)));
         cache.put_read(2, "o1", Arc::new(at(4)));
-        assert_eq!(cache.get(3, "o1").map(|l| l.version), Some(7));
+        assert_eq!(cache.get(3, "o1", 0).map(|l| l.version), Some(7));
         // The first read of a task is the one its decision asserts.
         assert_eq!(cache.read_by(2).map(|r| r.version), Some(4));
         assert_eq!(
@@ -241,7 +255,7 @@ mod tests {
     fn capacity_zero_keeps_nothing_but_still_tracks_reads() {
         let cache = OrderCache::new(0);
         cache.put_read(1, "o1", Arc::new(at(2)));
-        assert!(cache.get(2, "o1").is_none());
+        assert!(cache.get(2, "o1", 0).is_none());
         assert_eq!(cache.read_by(1).map(|r| r.version), Some(2));
     }
 }

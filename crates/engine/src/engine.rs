@@ -125,17 +125,25 @@ impl Engine {
         self.wake[&lane].notify_one();
     }
 
-    /// The state of `order` as task `task` sees it: from the cache when the order was active
-    /// lately, else folded from its stream. The task's decision will assert this version.
+    /// The state of `order` as the leased task sees it: from the cache when the order was
+    /// active lately (and the cache is at least at the version the task was created at), else
+    /// folded from its stream. The task's decisions will assert this version.
     ///
     /// # Errors
     /// Store failures and undecodable events.
     pub(crate) async fn load_order(
         &self,
-        task: i64,
+        lease: &Lease,
         order: &OrderId,
     ) -> Result<Arc<Loaded>, LoadError> {
-        if let Some(loaded) = self.cache.get(task, order.as_str()) {
+        let task = lease.task.id;
+        let at_least = lease
+            .task
+            .payload
+            .get("version")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        if let Some(loaded) = self.cache.get(task, order.as_str(), at_least) {
             return Ok(loaded);
         }
         let loaded = Arc::new(crate::apply::load(&self.store, order).await?);

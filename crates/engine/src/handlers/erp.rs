@@ -23,7 +23,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
         Ok(parts) => parts,
         Err(failure) => return Outcome::Failed(failure),
     };
-    let loaded = match engine.load_order(lease.task.id, &order).await {
+    let loaded = match engine.load_order(lease, &order).await {
         Ok(loaded) => loaded,
         Err(e) => return Outcome::Failed(Failure::transient(e.to_string())),
     };
@@ -158,7 +158,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
     };
     match apply_order(
         engine,
-        lease.task.id,
+        lease,
         &order,
         &commands,
         &cause,

@@ -36,7 +36,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
     };
     match apply_order(
         engine,
-        lease.task.id,
+        lease,
         &order,
         &[command],
         &cause,

@@ -115,7 +115,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             extra.timeline.push(received.clone());
             match apply_order(
                 engine,
-                lease.task.id,
+                lease,
                 &order,
                 std::slice::from_ref(&command),
                 &cause,

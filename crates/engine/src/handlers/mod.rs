@@ -88,21 +88,21 @@ pub(crate) fn correlation(lease: &Lease) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Applies commands to an order (as task `task` sees it) and merges `extra` into the
+/// Applies commands to an order (as the leased task sees it) and merges `extra` into the
 /// resulting decision; the new state is staged for the cache.
 ///
 /// A lifecycle violation becomes a failure of class `invalid` (answers from a downstream that
 /// the order cannot accept are not retried blindly: they are bounded `unknown` failures).
 pub(crate) async fn apply_order(
     engine: &Engine,
-    task: i64,
+    lease: &Lease,
     order: &OrderId,
     commands: &[Command],
     cause: &Cause,
     extra: Decision,
 ) -> Result<Decision, ApplyError> {
     let loaded = engine
-        .load_order(task, order)
+        .load_order(lease, order)
         .await
         .map_err(|e| ApplyError::Unavailable(Failure::transient(e.to_string())))?;
     let applied = apply(
@@ -120,7 +120,7 @@ pub(crate) async fn apply_order(
     if !applied.events.is_empty() {
         let version = loaded.version + i64::try_from(applied.events.len()).unwrap_or(i64::MAX);
         engine.cache.stage(
-            task,
+            lease.task.id,
             order.as_str(),
             Loaded {
                 state: applied.state,

@@ -1,5 +1,6 @@
 //! Engine tests against the real SQLite store and the loopback downstreams.
 
+mod cache;
 mod flows;
 mod harness;
 mod lifecycle;
