@@ -5,8 +5,8 @@
 //! - A task's new state is *staged* before its decision goes to the store; while any
 //!   decision of an order is in flight the cache answers nothing for it (a step then reads
 //!   the store), and the staged state enters the cache only once its commit succeeded.
-//! - The engine remembers which version of the order each task read, and every decision of
-//!   that task asserts it when it commits (an append with no events is a pure check). With
+//! - The engine remembers which version of the order each lease read, and every decision of
+//!   that lease asserts it when it commits (an append with no events is a pure check). With
 //!   other writers (a second hub on the same store, `reconcile --heal`) a stale entry
 //!   therefore ends in a version conflict.
 //! - A failure or deferral decided on cached state is not trusted: the order is evicted and
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::apply::Loaded;
 
-/// What a task read: the order, its version, and whether it came from the cache.
+/// What a lease read: the order, its version, and whether it came from the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Read {
     /// Order id.
@@ -30,7 +30,8 @@ pub(crate) struct Read {
     pub(crate) cached: bool,
 }
 
-/// Recent orders' state by order id, plus what in-flight tasks read and staged.
+/// Recent orders' state by order id, plus what in-flight leases read and staged. Leases are
+/// named by their token: unique, unlike task ids, which a new task may reuse.
 pub(crate) struct OrderCache {
     capacity: usize,
     inner: Mutex<Inner>,
@@ -43,8 +44,9 @@ struct Inner {
     age: VecDeque<String>,
     // Orders with staged decisions in flight, and how many.
     busy: HashMap<String, usize>,
+    // Per lease token: what it read.
     reads: HashMap<i64, Read>,
-    // Per task id: the state its decision leads to, once committed.
+    // Per lease token: the state its decision leads to, once committed.
     staged: HashMap<i64, (String, Arc<Loaded>)>,
 }
 
@@ -61,9 +63,9 @@ impl OrderCache {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached state of `order` at `at_least` or later, noting that `task` read it; `None`
+    /// The cached state of `order` at `at_least` or later, noting that `lease` read it; `None`
     /// when it is not cached, older, or a decision of it is in flight.
-    pub(crate) fn get(&self, task: i64, order: &str, at_least: i64) -> Option<Arc<Loaded>> {
+    pub(crate) fn get(&self, lease: i64, order: &str, at_least: i64) -> Option<Arc<Loaded>> {
         let mut inner = self.lock();
         if inner.busy.contains_key(order) {
             return None;
@@ -73,7 +75,7 @@ impl OrderCache {
             .get(order)
             .filter(|loaded| loaded.version >= at_least)
             .cloned()?;
-        inner.reads.entry(task).or_insert_with(|| Read {
+        inner.reads.entry(lease).or_insert_with(|| Read {
             order: order.to_owned(),
             version: loaded.version,
             cached: true,
@@ -81,10 +83,10 @@ impl OrderCache {
         Some(loaded)
     }
 
-    /// Keeps a state read from the store, noting that `task` read it.
-    pub(crate) fn put_read(&self, task: i64, order: &str, loaded: Arc<Loaded>) {
+    /// Keeps a state read from the store, noting that `lease` read it.
+    pub(crate) fn put_read(&self, lease: i64, order: &str, loaded: Arc<Loaded>) {
         let mut inner = self.lock();
-        inner.reads.entry(task).or_insert_with(|| Read {
+        inner.reads.entry(lease).or_insert_with(|| Read {
             order: order.to_owned(),
             version: loaded.version,
             cached: false,
@@ -92,28 +94,28 @@ impl OrderCache {
         self.insert(&mut inner, order, loaded);
     }
 
-    /// Stages the state `task`'s decision leads to; the order is busy until the task ends.
-    pub(crate) fn stage(&self, task: i64, order: &str, loaded: Loaded) {
+    /// Stages the state `lease`'s decision leads to; the order is busy until the lease ends.
+    pub(crate) fn stage(&self, lease: i64, order: &str, loaded: Loaded) {
         let mut inner = self.lock();
         let previous = inner
             .staged
-            .insert(task, (order.to_owned(), Arc::new(loaded)));
+            .insert(lease, (order.to_owned(), Arc::new(loaded)));
         if previous.is_none() {
             *inner.busy.entry(order.to_owned()).or_default() += 1;
         }
     }
 
-    /// What `task` read, if it read an order.
-    pub(crate) fn read_by(&self, task: i64) -> Option<Read> {
-        self.lock().reads.get(&task).cloned()
+    /// What `lease` read, if it read an order.
+    pub(crate) fn read_by(&self, lease: i64) -> Option<Read> {
+        self.lock().reads.get(&lease).cloned()
     }
 
-    /// Ends `task`: its staged state enters the cache if its decision committed; otherwise
+    /// Ends `lease`: its staged state enters the cache if its decision committed; otherwise
     /// the order it touched is evicted, so the next attempt reads the store.
-    pub(crate) fn finish(&self, task: i64, committed: bool) {
+    pub(crate) fn finish(&self, lease: i64, committed: bool) {
         let mut inner = self.lock();
-        let read = inner.reads.remove(&task);
-        let staged = inner.staged.remove(&task);
+        let read = inner.reads.remove(&lease);
+        let staged = inner.staged.remove(&lease);
         if let Some((order, _)) = &staged
             && let Some(count) = inner.busy.get_mut(order)
         {

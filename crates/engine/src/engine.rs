@@ -136,7 +136,8 @@ impl Engine {
         lease: &Lease,
         order: &OrderId,
     ) -> Result<Arc<Loaded>, LoadError> {
-        let task = lease.task.id;
+        // Bookkeeping is per lease (a task id can come back for a new task once deleted).
+        let task = lease.token;
         let at_least = lease
             .task
             .payload
@@ -152,11 +153,11 @@ impl Engine {
         Ok(loaded)
     }
 
-    /// Makes `decision` assert the order version its task read, when it appends nothing
+    /// Makes `decision` assert the order version its lease read, when it appends nothing
     /// itself: a decision taken on state that has moved on then fails as a conflict.
-    fn guard(&self, task: i64, decision: &mut Decision) {
+    fn guard(&self, lease: i64, decision: &mut Decision) {
         if decision.append.is_none()
-            && let Some(read) = self.cache.read_by(task)
+            && let Some(read) = self.cache.read_by(lease)
         {
             decision.append = Some(StreamAppend {
                 stream: stream_id(&OrderId::new(read.order)),
@@ -168,7 +169,7 @@ impl Engine {
 
     /// A refusal or deferral decided on cached state is retried at once on state read from
     /// the store (the cache may be behind another writer); other outcomes stand.
-    fn recheck(&self, task: i64, outcome: Outcome) -> Outcome {
+    fn recheck(&self, lease: i64, outcome: Outcome) -> Outcome {
         let doubtful = match &outcome {
             Outcome::Failed(f) | Outcome::FailedWith(f, _) => {
                 matches!(f.class, FailureClass::Permanent | FailureClass::Unknown)
@@ -176,7 +177,7 @@ impl Engine {
             Outcome::Defer(_) => true,
             Outcome::Done(_) => false,
         };
-        match self.cache.read_by(task) {
+        match self.cache.read_by(lease) {
             Some(read) if doubtful && read.cached => Outcome::Failed(Failure::conflict(format!(
                 "decided on the cached state of order {} at version {}; checking again on \
                  the stored state",
@@ -402,9 +403,9 @@ impl Engine {
             self.pace_salesforce(lane);
         }
         for (lease, outcome) in leases.iter().zip(outcomes) {
-            let outcome = self.recheck(lease.task.id, outcome);
+            let outcome = self.recheck(lease.token, outcome);
             let committed = self.settle(lane_name, lease, outcome, latency, &kind).await;
-            self.cache.finish(lease.task.id, committed);
+            self.cache.finish(lease.token, committed);
         }
     }
 
@@ -446,7 +447,7 @@ impl Engine {
         let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
         match outcome {
             Outcome::Done(mut decision) => {
-                self.guard(task.id, &mut decision);
+                self.guard(lease.token, &mut decision);
                 if let Some(order) = &task.order_id {
                     decision
                         .timeline
@@ -486,7 +487,7 @@ impl Engine {
             }
             Outcome::Defer(reason) => self.defer(lane_name, lease, reason, latency_ms).await,
             Outcome::FailedWith(failure, mut extra) => {
-                self.guard(task.id, &mut extra);
+                self.guard(lease.token, &mut extra);
                 self.fail(lane_name, lease, failure, extra, latency_ms)
                     .await;
             }

@@ -120,7 +120,7 @@ pub(crate) async fn apply_order(
     if !applied.events.is_empty() {
         let version = loaded.version + i64::try_from(applied.events.len()).unwrap_or(i64::MAX);
         engine.cache.stage(
-            lease.task.id,
+            lease.token,
             order.as_str(),
             Loaded {
                 state: applied.state,

@@ -46,6 +46,9 @@ async fn a_change_written_behind_the_hubs_back_is_seen_before_its_next_decision(
     })
     .await;
 
+    // Let the booking step end (its state then enters the cache) and the hub go idle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     // Another writer (a second hub on the same store) records the dispatch.
     let order = OrderId::new("ORD-B");
     let loaded = apply::load(&store, &order).await.unwrap();

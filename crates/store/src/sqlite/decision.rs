@@ -96,18 +96,33 @@ fn append_events(
     payloads: &[String],
 ) -> Result<(i64, Vec<i64>)> {
     let conn = ctx.conn;
-    let actual: i64 = conn
-        .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
+    let expected = append.expected_version;
+    let n = i64::try_from(append.events.len()).unwrap_or(i64::MAX);
+    // Claim the new version in one statement (it only matches at the expected version); a
+    // pure check (no events) just reads it.
+    let claimed = if n == 0 {
+        stream_version(ctx, &append.stream)? == expected
+    } else if expected == 0 {
+        conn.prepare_cached(
+            "INSERT INTO streams (stream, version) VALUES (?1, ?2)
+             ON CONFLICT (stream) DO NOTHING",
+        )
         .map_err(db)?
-        .query_row([&append.stream], |row| row.get(0))
-        .optional()
+        .execute(params![append.stream, n])
         .map_err(db)?
-        .unwrap_or(0);
-    if actual != append.expected_version {
+            == 1
+    } else {
+        conn.prepare_cached("UPDATE streams SET version = ?2 WHERE stream = ?1 AND version = ?3")
+            .map_err(db)?
+            .execute(params![append.stream, expected + n, expected])
+            .map_err(db)?
+            == 1
+    };
+    if !claimed {
         return Err(Error::VersionConflict {
             stream: append.stream.clone(),
-            expected: append.expected_version,
-            actual,
+            expected,
+            actual: stream_version(ctx, &append.stream)?,
         });
     }
     let mut seqs = Vec::with_capacity(append.events.len());
@@ -118,7 +133,7 @@ fn append_events(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(db)?;
-    let mut version = actual;
+    let mut version = expected;
     for (event, payload) in append.events.iter().zip(payloads) {
         version += 1;
         stmt.execute(params![
@@ -134,16 +149,18 @@ fn append_events(
         .map_err(db)?;
         seqs.push(conn.last_insert_rowid());
     }
-    if !append.events.is_empty() {
-        conn.prepare_cached(
-            "INSERT INTO streams (stream, version) VALUES (?1, ?2)
-             ON CONFLICT (stream) DO UPDATE SET version = excluded.version",
-        )
-        .map_err(db)?
-        .execute(params![append.stream, version])
-        .map_err(db)?;
-    }
     Ok((version, seqs))
+}
+
+fn stream_version(ctx: &Ctx<'_>, stream: &str) -> Result<i64> {
+    Ok(ctx
+        .conn
+        .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
+        .map_err(db)?
+        .query_row([stream], |row| row.get(0))
+        .optional()
+        .map_err(db)?
+        .unwrap_or(0))
 }
 
 fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {

@@ -7,11 +7,18 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::{Error, Result};
 
 /// `(version, name, SQL)`, in order.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "fewer task indexes",
+        include_str!("../../migrations/sqlite/0002_fewer_task_indexes.sql"),
+    ),
+];
 
 fn db(e: rusqlite::Error) -> Error {
     Error::Database(format!("migration: {e}"))

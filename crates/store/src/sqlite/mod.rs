@@ -172,9 +172,20 @@ impl Store for SqliteStore {
         if request.limit == 0 {
             return Ok(Vec::new());
         }
-        self.writer
+        let leased = self
+            .writer
             .write(move |ctx| queue::lease(ctx, &request))
-            .await
+            .await?;
+        // A payload that is not JSON (it cannot be, unless the file was edited) reaches its
+        // handler as text, which refuses it: the task is dead-lettered, the lane goes on.
+        Ok(leased
+            .into_iter()
+            .map(|(mut lease, payload)| {
+                lease.task.payload = crate::codec::json(&payload, "task payload")
+                    .unwrap_or(serde_json::Value::String(payload));
+                lease
+            })
+            .collect())
     }
 
     async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed> {

@@ -111,8 +111,9 @@ pub(crate) fn remove(ctx: &Ctx<'_>, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Leases up to `limit` ready heads of a lane, oldest `ready_at` first.
-pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<Lease>> {
+/// Leases up to `limit` ready heads of a lane, oldest `ready_at` first. Each lease comes
+/// with its task's payload as text, for the caller to parse (the lease's payload is `null`).
+pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease, String)>> {
     if request.limit == 0 {
         return Ok(Vec::new());
     }
@@ -159,18 +160,21 @@ pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<Lease>>
     let mut leases = Vec::with_capacity(ids.len());
     for id in ids {
         token += 1;
-        let task = first(
+        let (task, payload) = first(
             &mut stmt,
             params![id, token, request.owner, expires],
-            rows::task,
+            |row| rows::task_unparsed(row, 0),
         )?
         .ok_or_else(|| Error::Database(format!("task {id} vanished while leasing")))?;
-        leases.push(Lease {
-            task,
-            token,
-            owner: request.owner.clone(),
-            expires_at,
-        });
+        leases.push((
+            Lease {
+                task,
+                token,
+                owner: request.owner.clone(),
+                expires_at,
+            },
+            payload,
+        ));
     }
     Ok(leases)
 }

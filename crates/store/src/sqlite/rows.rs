@@ -75,14 +75,23 @@ fn task_state(text: &str) -> Result<TaskState> {
 
 /// A task from [`TASK_COLUMNS`] starting at column `at`.
 pub(crate) fn task_at(row: &Row<'_>, at: usize) -> Result<Task> {
-    Ok(Task {
+    let (mut task, payload) = task_unparsed(row, at)?;
+    task.payload = json(&payload, "task payload")?;
+    Ok(task)
+}
+
+/// A task from [`TASK_COLUMNS`] starting at column `at`, with its payload still as text (the
+/// payload is `null` until the caller parses the text, off the writer thread).
+pub(crate) fn task_unparsed(row: &Row<'_>, at: usize) -> Result<(Task, String)> {
+    let payload: String = get(row, at + 6)?;
+    let task = Task {
         id: get(row, at)?,
         lane: get(row, at + 1)?,
         kind: get(row, at + 2)?,
         key: get(row, at + 3)?,
         dedupe: get(row, at + 4)?,
         idempotency_key: get(row, at + 5)?,
-        payload: json(&get::<String>(row, at + 6)?, "task payload")?,
+        payload: serde_json::Value::Null,
         due_at: time(row, at + 7)?,
         attempts: attempts(get(row, at + 8)?)?,
         blocking: get(row, at + 9)?,
@@ -90,7 +99,8 @@ pub(crate) fn task_at(row: &Row<'_>, at: usize) -> Result<Task> {
         created_at: time(row, at + 11)?,
         last_error: get(row, at + 12)?,
         state: task_state(&get::<String>(row, at + 13)?)?,
-    })
+    };
+    Ok((task, payload))
 }
 
 /// A task from [`TASK_COLUMNS`].
