@@ -88,6 +88,8 @@ pub struct Applied {
     pub events: Vec<Event>,
     /// State after the events.
     pub state: Order,
+    /// Stream version after the events.
+    pub version: i64,
 }
 
 /// Decides `commands` in turn against `loaded` and builds the decision.
@@ -124,6 +126,7 @@ pub fn apply(
             decision,
             events,
             state,
+            version: loaded.version,
         });
     }
     let version = loaded.version + i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -170,6 +173,7 @@ pub fn apply(
         decision,
         events,
         state,
+        version,
     })
 }
 

@@ -301,22 +301,13 @@ impl Engine {
                 }
                 continue;
             }
-            let mut free = lane.available();
+            let free = lane.available();
             if free == 0 {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = lane.slot_freed() => {}
                 }
                 continue;
-            }
-            // Completions arrive a group commit at a time: let the rest of the group free
-            // their slots too, so that one lease request serves them all.
-            let capacity = lane.config().concurrency;
-            if free < capacity / 4 {
-                for _ in 0..2 {
-                    tokio::task::yield_now().await;
-                }
-                free = lane.available();
             }
             let probing = lane.breaker() == BreakerState::HalfOpen;
             let limit = if probing {
@@ -566,22 +557,10 @@ impl Engine {
                 self.metrics.retry(lane_name.as_str(), class);
                 let due = now + delay;
                 debug!(task = task.id, kind = %task.kind, %failure, ?delay, "Retrying");
-                let mut retried = self
-                    .store
-                    .retry(lease, due, &failure.to_string(), decision)
+                let message = failure.to_string();
+                let retried = self.store.retry(lease, due, &message, decision).await;
+                self.retry_plainly_on_conflict(lease, due, &message, retried)
                     .await;
-                if let Err(error) = &retried
-                    && error.kind() == crossdock_store::ErrorKind::Conflict
-                {
-                    // What the failure wanted written was decided on state that moved on.
-                    retried = self
-                        .store
-                        .retry(lease, due, &failure.to_string(), Decision::default())
-                        .await;
-                }
-                if let Err(error) = retried {
-                    warn!(task = task.id, %error, "Could not schedule the retry");
-                }
             }
             Next::DeadLetter => {
                 self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -605,19 +584,39 @@ impl Engine {
                     .await
                 {
                     if error.kind() == crossdock_store::ErrorKind::Conflict {
-                        // The order moved on since the task read it: try again on fresh state.
-                        let retried = self
-                            .store
-                            .retry(lease, now, &error.to_string(), Decision::default())
+                        let message = error.to_string();
+                        self.retry_plainly_on_conflict(lease, now, &message, Err(error))
                             .await;
-                        if let Err(error) = retried {
-                            warn!(task = task.id, %error, "Could not schedule the retry");
-                        }
                     } else {
                         warn!(task = task.id, %error, "Could not dead-letter the task");
                     }
                 }
             }
+        }
+    }
+}
+
+impl Engine {
+    /// After a failure's write (`written`): when it conflicted — what the failure wanted
+    /// written was decided on state that moved on — the task is retried at `due` without it
+    /// (with `message` as its last error), and the next attempt reads the order afresh.
+    async fn retry_plainly_on_conflict(
+        &self,
+        lease: &Lease,
+        due: time::OffsetDateTime,
+        message: &str,
+        written: Result<(), crossdock_store::Error>,
+    ) {
+        let outcome = match written {
+            Err(error) if error.kind() == crossdock_store::ErrorKind::Conflict => {
+                self.store
+                    .retry(lease, due, message, Decision::default())
+                    .await
+            }
+            other => other,
+        };
+        if let Err(error) = outcome {
+            warn!(task = lease.task.id, %error, "Could not schedule the retry");
         }
     }
 }

@@ -118,13 +118,12 @@ pub(crate) async fn apply_order(
         .metrics
         .events(applied.events.iter().map(|e| e.name()));
     if !applied.events.is_empty() {
-        let version = loaded.version + i64::try_from(applied.events.len()).unwrap_or(i64::MAX);
         engine.cache.stage(
             lease.token,
             order.as_str(),
             Loaded {
                 state: applied.state,
-                version,
+                version: applied.version,
             },
         );
     }

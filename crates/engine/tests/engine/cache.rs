@@ -34,15 +34,8 @@ async fn a_change_written_behind_the_hubs_back_is_seen_before_its_next_decision(
     let hub = Hub::start("cache-behind", erp, sf, config.clone()).await;
     hub.submit(capture("ORD-B", "ACC-1")).await;
     let store = hub.store.clone();
-    hub.wait_for(Duration::from_secs(30), "ORD-B booked", || {
-        let store = store.clone();
-        async move {
-            store
-                .order("ORD-B")
-                .await
-                .unwrap()
-                .is_some_and(|row| row.booked_at.is_some())
-        }
+    hub.wait_for_order(Duration::from_secs(30), "ORD-B", "ORD-B booked", |row| {
+        row.booked_at.is_some()
     })
     .await;
 
@@ -77,15 +70,8 @@ async fn a_change_written_behind_the_hubs_back_is_seen_before_its_next_decision(
         shipment(Milestone::Delivered),
     ))
     .await;
-    hub.wait_for(Duration::from_secs(30), "ORD-B delivered", || {
-        let store = store.clone();
-        async move {
-            store
-                .order("ORD-B")
-                .await
-                .unwrap()
-                .is_some_and(|row| row.delivered_at.is_some())
-        }
+    hub.wait_for_order(Duration::from_secs(30), "ORD-B", "ORD-B delivered", |row| {
+        row.delivered_at.is_some()
     })
     .await;
     let events = store.read_stream("order:ORD-B").await.unwrap();

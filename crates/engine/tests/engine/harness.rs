@@ -141,6 +141,28 @@ impl Hub {
         }
     }
 
+    /// Waits until `order`'s summary row satisfies `check`, or panics after `limit`.
+    pub async fn wait_for_order(
+        &self,
+        limit: Duration,
+        order: &str,
+        what: &str,
+        check: fn(&crossdock_store::OrderRow) -> bool,
+    ) {
+        let store = self.store.clone();
+        self.wait_for(limit, what, || {
+            let store = store.clone();
+            async move {
+                store
+                    .order(order)
+                    .await
+                    .unwrap()
+                    .is_some_and(|row| check(&row))
+            }
+        })
+        .await;
+    }
+
     pub async fn status(&self, order: &str) -> Option<String> {
         self.store
             .order(order)

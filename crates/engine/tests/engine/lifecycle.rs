@@ -66,15 +66,8 @@ async fn the_same_message_twice_is_processed_once() {
     hub.submit(capture("ORD-D", "ACC-1")).await;
     hub.submit(capture("ORD-D", "ACC-1")).await;
     let store = hub.store.clone();
-    hub.wait_for(Duration::from_secs(30), "ORD-D closed", || {
-        let store = store.clone();
-        async move {
-            store
-                .order("ORD-D")
-                .await
-                .unwrap()
-                .is_some_and(|r| r.status == "Closed")
-        }
+    hub.wait_for_order(Duration::from_secs(30), "ORD-D", "ORD-D closed", |r| {
+        r.status == "Closed"
     })
     .await;
     assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 1);

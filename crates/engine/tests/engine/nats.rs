@@ -25,15 +25,8 @@ async fn events_are_published_to_jetstream_once_even_when_replayed() {
         ));
     hub.submit(capture("NATS-1", "ACC-1")).await;
     let store = hub.store.clone();
-    hub.wait_for(Duration::from_secs(30), "NATS-1 closed", || {
-        let store = store.clone();
-        async move {
-            store
-                .order("NATS-1")
-                .await
-                .unwrap()
-                .is_some_and(|r| r.status == "Closed")
-        }
+    hub.wait_for_order(Duration::from_secs(30), "NATS-1", "NATS-1 closed", |r| {
+        r.status == "Closed"
     })
     .await;
     let events = store.read_stream("order:NATS-1").await.unwrap();

@@ -15,22 +15,11 @@ use crossdock_store::{DeadLetterFilter, DeadLetterStatus, InboundStatus};
 use super::harness::{FlakyErp, Hub, capture, message, test_config};
 
 async fn closed(hub: &Hub, order: &str) {
-    let store = hub.store.clone();
-    let order = order.to_owned();
-    hub.wait_for(
+    hub.wait_for_order(
         Duration::from_secs(60),
+        order,
         &format!("{order} closed"),
-        move || {
-            let store = store.clone();
-            let order = order.clone();
-            async move {
-                store
-                    .order(&order)
-                    .await
-                    .unwrap()
-                    .is_some_and(|r| r.status == "Closed")
-            }
-        },
+        |r| r.status == "Closed",
     )
     .await;
 }

@@ -70,7 +70,6 @@ where
     F: Fn(&Ctx<'_>, &D) -> Result<T> + Send,
 {
     fn run(&mut self, ctx: &Ctx<'_>) -> bool {
-        self.result = None;
         let result = (self.work)(ctx, &self.data);
         let ok = result.is_ok();
         self.result = Some(result);
