@@ -163,6 +163,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "ratio: lifecycle steps/s ÷ baseline commits/s = {:.2}",
         steps_per_sec / baseline.1.max(1.0)
     );
+    if let Some(writer) = store.writer_stats() {
+        print_writer(&writer, steps, elapsed);
+    }
     if !erp_latency.is_zero() || !sf_latency.is_zero() {
         println!(
             "per step, with every ERP call taking {} ms and every Salesforce call {} ms:",
@@ -205,6 +208,22 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
     store.close().await;
     Ok(())
+}
+
+/// Where the store's single writer spent the run: the figure that bounds steps/s.
+fn print_writer(writer: &crossdock_store::WriterStats, steps: u64, elapsed: Duration) {
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / elapsed.as_secs_f64();
+    println!(
+        "store writer: {} group commits carrying {} requests ({:.1} per commit, {:.2} per step); \
+         busy {:.0}% of the run, {:.0}% committing (log write and fsync); {:.0} µs per step",
+        writer.commits,
+        writer.requests,
+        writer.requests as f64 / writer.commits.max(1) as f64,
+        writer.requests as f64 / steps.max(1) as f64,
+        share(writer.busy),
+        share(writer.committing),
+        writer.busy.as_secs_f64() * 1e6 / steps.max(1) as f64,
+    );
 }
 
 async fn closed_orders(store: &SharedStore) -> Result<u64> {

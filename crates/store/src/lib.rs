@@ -45,11 +45,29 @@ pub use journal::{AuditEntry, StoredAuditEntry, StoredTimelineEntry, TimelineEnt
 pub use projections::{AccountRow, ExternalRef, InventoryRow, OrderQuery, OrderRow, SyncMark};
 pub use tasks::{LaneDepth, Lease, LeaseRequest, NewTask, Task, TaskState};
 
+/// What a store's single writer has done since the store opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Group commits run: transactions, each one durable write (log append and flush).
+    pub commits: u64,
+    /// Write requests those transactions carried.
+    pub requests: u64,
+    /// Time spent running requests and committing them.
+    pub busy: std::time::Duration,
+    /// Of `busy`, the time spent committing (writing the log and waiting for the disk).
+    pub committing: std::time::Duration,
+}
+
 /// Everything the hub keeps durably.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Backend name (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
+
+    /// Counters of the backend's single writer, for backends that have one (SQLite).
+    fn writer_stats(&self) -> Option<WriterStats> {
+        None
+    }
 
     // --- inbox ---------------------------------------------------------------------------
 

@@ -165,7 +165,9 @@ fn stream_version(ctx: &Ctx<'_>, stream: &str) -> Result<i64> {
 
 fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
     // A row never goes back to an older version; the Salesforce confirmation columns only
-    // move forward (they are normally set by sync marks).
+    // move forward (they are normally set by sync marks). `account` is not in the update:
+    // naming a column in SET rewrites every index on it, even to the same value, and an
+    // order's account practically never changes; when it does, the statement below moves it.
     ctx.conn
         .prepare_cached(
             "INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
@@ -177,8 +179,7 @@ fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
                      ?18, ?19, ?20, ?21, ?22)
              ON CONFLICT (order_id) DO UPDATE SET
                  sf_id = excluded.sf_id, sf_number = excluded.sf_number,
-                 erp_ref = excluded.erp_ref, account = excluded.account,
-                 channel = excluded.channel, status = excluded.status, total = excluded.total,
+                 erp_ref = excluded.erp_ref, channel = excluded.channel, status = excluded.status, total = excluded.total,
                  currency = excluded.currency, captured_at = excluded.captured_at,
                  booked_at = excluded.booked_at, shipped_at = excluded.shipped_at,
                  delivered_at = excluded.delivered_at, invoiced_at = excluded.invoiced_at,
@@ -224,6 +225,14 @@ fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
             o.sf_synced_version,
             o.sf_synced_at.map(micros),
         ])
+        .map_err(db)?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE orders SET account = ?2
+             WHERE order_id = ?1 AND account <> ?2 AND version = ?3",
+        )
+        .map_err(db)?
+        .execute(params![o.order_id, o.account, o.version])
         .map_err(db)?;
     Ok(())
 }

@@ -18,6 +18,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fewer task indexes",
         include_str!("../../migrations/sqlite/0002_fewer_task_indexes.sql"),
     ),
+    (
+        3,
+        "no lane index",
+        include_str!("../../migrations/sqlite/0003_no_lane_index.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {

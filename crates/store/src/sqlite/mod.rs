@@ -102,6 +102,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn writer_stats(&self) -> Option<crate::WriterStats> {
+        Some(self.writer.stats())
+    }
+
     async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted> {
         self.writer
             .write_with(

@@ -20,13 +20,16 @@
 //! are delivered (waking the callers) and the requests' data dropped on a second thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
+use crate::WriterStats;
 use crate::error::{Error, Result};
 
 /// Most requests committed in one transaction. Bounds the latency a request can add to the
@@ -99,11 +102,28 @@ where
 /// A committed (or failed) batch on its way to the reply thread.
 type Replies = (Vec<Job>, Option<String>);
 
+/// The writer thread's counters (nanoseconds for times).
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    requests: AtomicU64,
+    busy_ns: AtomicU64,
+    committing_ns: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, elapsed: Duration) {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        counter.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
 /// Handle to the writer thread.
 pub(crate) struct Writer {
     // `None` once closed. Cloned per request; the thread stops when every clone is gone.
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
@@ -127,14 +147,28 @@ impl Writer {
                 }
             }),
         )?;
+        let counters = Arc::new(Counters::default());
+        let counting = Arc::clone(&counters);
         let writer = spawn(
             "crossdock-sqlite-writer",
-            Box::new(move || run(conn, receiver, replies)),
+            Box::new(move || run(conn, receiver, replies, &counting)),
         )?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             threads: Mutex::new(vec![writer, deliverer]),
+            counters,
         })
+    }
+
+    /// What the writer has done so far.
+    pub(crate) fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(c.busy_ns.load(Ordering::Relaxed)),
+            committing: Duration::from_nanos(c.committing_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Runs `work` in the next group commit and returns its result once durable. `work`
@@ -202,6 +236,7 @@ fn run(
     conn: Connection,
     mut receiver: mpsc::Receiver<Job>,
     replies: std::sync::mpsc::Sender<Replies>,
+    counters: &Counters,
 ) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH.min(64));
@@ -212,7 +247,13 @@ fn run(
                 Err(_) => break,
             }
         }
-        let answered = commit_batch(&conn, batch);
+        let started = Instant::now();
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let answered = commit_batch(&conn, batch, counters);
+        Counters::add(&counters.busy_ns, started.elapsed());
         if let Err(std::sync::mpsc::SendError((jobs, commit_error))) = replies.send(answered) {
             // The reply thread is gone (it panicked): answer from here.
             for job in jobs {
@@ -227,14 +268,14 @@ fn run(
 }
 
 /// Runs and commits one batch; returns its requests to answer, with the commit error if any.
-fn commit_batch(conn: &Connection, mut batch: Vec<Job>) -> Replies {
+fn commit_batch(conn: &Connection, mut batch: Vec<Job>, counters: &Counters) -> Replies {
     let outcome = match run_all(conn, &mut batch, false) {
-        Ok(true) => commit(conn),
+        Ok(true) => commit(conn, counters),
         Ok(false) => {
             // A request failed: nothing of the batch may stay. Run it again, each request
             // in its own savepoint, so that only the failing ones roll back.
             rollback(conn);
-            run_all(conn, &mut batch, true).and_then(|_| commit(conn))
+            run_all(conn, &mut batch, true).and_then(|_| commit(conn, counters))
         }
         Err(e) => Err(e),
     };
@@ -276,9 +317,11 @@ fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Re
     Ok(true)
 }
 
-fn commit(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached("COMMIT")?.execute([])?;
-    Ok(())
+fn commit(conn: &Connection, counters: &Counters) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    let done = conn.prepare_cached("COMMIT")?.execute([]);
+    Counters::add(&counters.committing_ns, started.elapsed());
+    done.map(|_| ())
 }
 
 fn rollback(conn: &Connection) {
