@@ -2,6 +2,10 @@
 //! (`wal_autocheckpoint = 0`); this thread copies the WAL back into the database file on its
 //! own connection every [`INTERVAL`] with a `PASSIVE` checkpoint, which never blocks the
 //! writer or the readers. The writer's group commits then only append to the WAL.
+//!
+//! Under steady load a `PASSIVE` checkpoint never finds the log fully copied (the writer
+//! appends while it runs), so SQLite never starts the log over. The writer thread bounds it:
+//! see [`super::writer::WAL_LIMIT`].
 
 use std::path::Path;
 use std::sync::Arc;

@@ -83,7 +83,7 @@ impl SqliteStore {
         .map_err(|e| Error::Database(format!("opening SQLite failed: {e}")))??;
         let (conn, checkpointer) = conn;
         Ok(Self {
-            writer: Writer::start(conn)?,
+            writer: Writer::start(conn, writer::WAL_LIMIT)?,
             readers: Readers::new(path.clone(), DEFAULT_READERS),
             checkpointer: std::sync::Mutex::new(checkpointer),
             path,

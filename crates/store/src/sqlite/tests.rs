@@ -226,3 +226,55 @@ async fn lease_stays_fast_with_100k_tasks_and_orders() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn the_writer_empties_a_wal_that_passes_its_limit() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let path = scratch.0.join("hub.db");
+    let wal = scratch.0.join("hub.db-wal");
+    let conn = connect::writer(&path).unwrap();
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB NOT NULL)")
+        .unwrap();
+    let limit = 512 * 1024;
+    let writer = super::writer::Writer::start(conn, limit).unwrap();
+    // 2 MiB in 128 commits, with no checkpoint thread: only the writer can empty the log.
+    let mut largest = 0;
+    for _ in 0..128 {
+        writer
+            .write(|ctx| {
+                ctx.conn
+                    .execute("INSERT INTO t (x) VALUES (zeroblob(16384))", [])
+                    .map_err(super::rows::db)
+            })
+            .await
+            .unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    writer.close().await;
+    // One batch may pass the limit before the writer empties the log (5 pages of 4 KiB
+    // with their frame headers).
+    assert!(
+        largest <= limit + 5 * 4120,
+        "the WAL reached {largest} bytes with a limit of {limit}"
+    );
+    let rows: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 128, "nothing written was lost");
+}
+
+#[tokio::test]
+async fn the_writer_counts_its_group_commits() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open(&scratch.0.join("hub.db")).await.unwrap();
+    let before = store.writer_stats().unwrap();
+    store.enqueue(vec![task("hub", "k", "step")]).await.unwrap();
+    store.enqueue(vec![task("hub", "k", "step")]).await.unwrap();
+    let after = store.writer_stats().unwrap();
+    assert_eq!(after.requests - before.requests, 2);
+    assert!(after.commits - before.commits >= 1 && after.commits - before.commits <= 2);
+    assert!(after.busy >= after.committing && after.committing > before.committing);
+    store.close().await;
+}
