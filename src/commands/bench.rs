@@ -88,6 +88,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
 
+    let writer_before = store.writer_stats();
     let started = Instant::now();
     let orders = args.orders;
     // Orders arrive as they do in production: from several senders at once (API clients,
@@ -126,6 +127,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     progress.finish_and_clear();
     let elapsed = started.elapsed();
+    // The writer's work during the run only (not the shutdown that follows).
+    let writer_during = store
+        .writer_stats()
+        .zip(writer_before)
+        .map(|(after, before)| after.since(&before));
     for producer in producers {
         producer.await.ok();
     }
@@ -163,7 +169,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "ratio: lifecycle steps/s ÷ baseline commits/s = {:.2}",
         steps_per_sec / baseline.1.max(1.0)
     );
-    if let Some(writer) = store.writer_stats() {
+    if let Some(writer) = writer_during {
         print_writer(&writer, steps, elapsed);
     }
     if !erp_latency.is_zero() || !sf_latency.is_zero() {

@@ -58,6 +58,19 @@ pub struct WriterStats {
     pub committing: std::time::Duration,
 }
 
+impl WriterStats {
+    /// What the writer did between `earlier` and `self`.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            commits: self.commits.saturating_sub(earlier.commits),
+            requests: self.requests.saturating_sub(earlier.requests),
+            busy: self.busy.saturating_sub(earlier.busy),
+            committing: self.committing.saturating_sub(earlier.committing),
+        }
+    }
+}
+
 /// Everything the hub keeps durably.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -122,6 +122,22 @@ pub async fn order_rows_never_go_back(store: SharedStore) {
         None,
         "a mark creates no row"
     );
+
+    // The account moves with a newer row, never with an older one.
+    let with_account = |version, account: &str| {
+        let mut row = order("O1", "Shipped", version, at(5));
+        row.account = account.into();
+        row
+    };
+    put_order(&store, with_account(4, "ACC-MOVED")).await;
+    put_order(&store, with_account(3, "ACC-OLD")).await;
+    let row = store.order("O1").await.unwrap().unwrap();
+    assert_eq!((row.account.as_str(), row.version), ("ACC-MOVED", 4));
+    let by_account = OrderQuery {
+        account: Some("ACC-MOVED".into()),
+        ..OrderQuery::default()
+    };
+    assert_eq!(ids(&store.orders(by_account).await.unwrap()), ["O1"]);
 }
 
 fn ids(rows: &[crate::OrderRow]) -> Vec<&str> {

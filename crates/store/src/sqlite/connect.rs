@@ -43,10 +43,12 @@ pub(crate) fn writer(path: &Path) -> Result<Connection> {
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -8192;
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA cache_size = -8192;",
     )
     .map_err(db)?;
+    let wal_limit = i64::try_from(super::writer::WAL_LIMIT).unwrap_or(i64::MAX);
+    conn.pragma_update(None, "journal_size_limit", wal_limit)
+        .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }

@@ -164,10 +164,21 @@ fn stream_version(ctx: &Ctx<'_>, stream: &str) -> Result<i64> {
 }
 
 fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
+    // `account` is not in the upsert's SET: naming a column there rewrites every index on
+    // it, even to the same value, and an order's account practically never changes. The
+    // upsert only updates a row of the same account; when it changed nothing and the row is
+    // not newer, the account moved: move it, then upsert again.
+    if write_order(ctx, o, body)? == 0 && move_account(ctx, o)? {
+        write_order(ctx, o, body)?;
+    }
+    Ok(())
+}
+
+/// The summary upsert; returns the rows it changed (0 when the stored row is newer or of
+/// another account).
+fn write_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<usize> {
     // A row never goes back to an older version; the Salesforce confirmation columns only
-    // move forward (they are normally set by sync marks). `account` is not in the update:
-    // naming a column in SET rewrites every index on it, even to the same value, and an
-    // order's account practically never changes; when it does, the statement below moves it.
+    // move forward (they are normally set by sync marks).
     ctx.conn
         .prepare_cached(
             "INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
@@ -198,7 +209,7 @@ fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
                                                > coalesce(orders.sf_synced_version, -1)
                                           THEN excluded.sf_synced_version
                                           ELSE orders.sf_synced_version END
-             WHERE excluded.version >= orders.version",
+             WHERE excluded.version >= orders.version AND excluded.account = orders.account",
         )
         .map_err(db)?
         .execute(params![
@@ -225,16 +236,21 @@ fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
             o.sf_synced_version,
             o.sf_synced_at.map(micros),
         ])
-        .map_err(db)?;
-    ctx.conn
+        .map_err(db)
+}
+
+/// Gives the stored row `o`'s account unless the stored row is newer; `true` if it moved.
+fn move_account(ctx: &Ctx<'_>, o: &OrderRow) -> Result<bool> {
+    let moved = ctx
+        .conn
         .prepare_cached(
             "UPDATE orders SET account = ?2
-             WHERE order_id = ?1 AND account <> ?2 AND version = ?3",
+             WHERE order_id = ?1 AND account <> ?2 AND version <= ?3",
         )
         .map_err(db)?
         .execute(params![o.order_id, o.account, o.version])
         .map_err(db)?;
-    Ok(())
+    Ok(moved == 1)
 }
 
 fn mark_synced(ctx: &Ctx<'_>, mark: &SyncMark) -> Result<()> {

@@ -47,7 +47,8 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// Requests waiting for the writer. When full, callers wait (back-pressure).
 pub(crate) const QUEUE_DEPTH: usize = 4096;
 
-/// WAL size above which the writer empties the log between two batches.
+/// WAL size above which the writer empties the log between two batches; also the size
+/// SQLite trims the file to when it starts the log over by itself (`journal_size_limit`).
 pub(crate) const WAL_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// What a request runs on: the connection inside the open transaction, and the store's
