@@ -221,11 +221,14 @@ fn print_writer(writer: &crossdock_store::WriterStats, steps: u64, elapsed: Dura
     let share = |d: Duration| 100.0 * d.as_secs_f64() / elapsed.as_secs_f64();
     println!(
         "store writer: {} group commits carrying {} requests ({:.1} per commit, {:.2} per step); \
-         busy {:.0}% of the run, {:.0}% committing (log write and fsync); {:.0} µs per step",
+         {} failed ({} batches run again); busy {:.0}% of the run, {:.0}% committing (log \
+         write and fsync); {:.0} µs per step",
         writer.commits,
         writer.requests,
         writer.requests as f64 / writer.commits.max(1) as f64,
         writer.requests as f64 / steps.max(1) as f64,
+        writer.failed,
+        writer.reruns,
         share(writer.busy),
         share(writer.committing),
         writer.busy.as_secs_f64() * 1e6 / steps.max(1) as f64,

@@ -52,6 +52,11 @@ pub struct WriterStats {
     pub commits: u64,
     /// Write requests those transactions carried.
     pub requests: u64,
+    /// Requests that failed (a version conflict, a lost lease): nothing of them was kept.
+    pub failed: u64,
+    /// Batches run a second time with a savepoint per request, because a failing request
+    /// had written before it failed.
+    pub reruns: u64,
     /// Time spent running requests and committing them.
     pub busy: std::time::Duration,
     /// Of `busy`, the time spent committing (writing the log and waiting for the disk).
@@ -65,6 +70,8 @@ impl WriterStats {
         Self {
             commits: self.commits.saturating_sub(earlier.commits),
             requests: self.requests.saturating_sub(earlier.requests),
+            failed: self.failed.saturating_sub(earlier.failed),
+            reruns: self.reruns.saturating_sub(earlier.reruns),
             busy: self.busy.saturating_sub(earlier.busy),
             committing: self.committing.saturating_sub(earlier.committing),
         }

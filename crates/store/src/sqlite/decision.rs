@@ -52,12 +52,25 @@ pub(crate) fn render_timeline(entries: &[TimelineEntry]) -> Vec<String> {
     entries.iter().map(|e| e.detail.to_string()).collect()
 }
 
-/// Applies every write of a decision; fails as a whole (the caller's savepoint rolls back).
-pub(crate) fn apply(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
+/// Proof that a decision's stream version was checked and its new version claimed.
+pub(crate) struct Claimed(());
+
+/// Checks the stream version a decision expects and claims the new one: its one check that
+/// commonly fails, run before any other write of the request so that a conflict has written
+/// nothing (see the writer's module documentation).
+pub(crate) fn claim(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Claimed> {
+    if let Some(append) = &prepared.decision.append {
+        claim_version(ctx, append)?;
+    }
+    Ok(Claimed(()))
+}
+
+/// Applies every write of a claimed decision; fails as a whole (the writer rolls it back).
+pub(crate) fn apply(ctx: &Ctx<'_>, prepared: &Prepared, _: Claimed) -> Result<Committed> {
     let decision = &prepared.decision;
     let mut committed = Committed::default();
     if let Some(append) = &decision.append {
-        let (version, seqs) = append_events(ctx, append, &prepared.events)?;
+        let (version, seqs) = insert_events(ctx, append, &prepared.events)?;
         committed.version = Some(version);
         committed.event_seqs = seqs;
     }
@@ -90,11 +103,7 @@ pub(crate) fn apply(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
     Ok(committed)
 }
 
-fn append_events(
-    ctx: &Ctx<'_>,
-    append: &StreamAppend,
-    payloads: &[String],
-) -> Result<(i64, Vec<i64>)> {
+fn claim_version(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<()> {
     let conn = ctx.conn;
     let expected = append.expected_version;
     let n = i64::try_from(append.events.len()).unwrap_or(i64::MAX);
@@ -125,6 +134,18 @@ fn append_events(
             actual: stream_version(ctx, &append.stream)?,
         });
     }
+    Ok(())
+}
+
+/// Inserts the events of a claimed append; returns the stream's new version and the
+/// events' global sequence numbers.
+fn insert_events(
+    ctx: &Ctx<'_>,
+    append: &StreamAppend,
+    payloads: &[String],
+) -> Result<(i64, Vec<i64>)> {
+    let conn = ctx.conn;
+    let expected = append.expected_version;
     let mut seqs = Vec::with_capacity(append.events.len());
     let mut stmt = conn
         .prepare_cached(

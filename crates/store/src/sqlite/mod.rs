@@ -155,7 +155,7 @@ impl Store for SqliteStore {
         }
         self.writer
             .write_with(Prepared::new(decision), |ctx, decision| {
-                decision::apply(ctx, decision)
+                decision::apply(ctx, decision, decision::claim(ctx, decision)?)
             })
             .await
     }
@@ -197,8 +197,9 @@ impl Store for SqliteStore {
             .write_with(
                 (lease.clone(), Prepared::new(decision)),
                 |ctx, (lease, decision)| {
+                    let claimed = decision::claim(ctx, decision)?;
                     queue::complete(ctx, lease)?;
-                    decision::apply(ctx, decision)
+                    decision::apply(ctx, decision, claimed)
                 },
             )
             .await
@@ -214,8 +215,9 @@ impl Store for SqliteStore {
         let data = (lease.clone(), error.to_owned(), Prepared::new(decision));
         self.writer
             .write_with(data, move |ctx, (lease, error, decision)| {
+                let claimed = decision::claim(ctx, decision)?;
                 queue::retry(ctx, lease, due_at, error)?;
-                decision::apply(ctx, decision).map(|_| ())
+                decision::apply(ctx, decision, claimed).map(|_| ())
             })
             .await
     }
@@ -230,8 +232,9 @@ impl Store for SqliteStore {
             .write_with(
                 (lease.clone(), entry, Prepared::new(decision)),
                 |ctx, (lease, entry, decision)| {
+                    let claimed = decision::claim(ctx, decision)?;
                     let id = queue::dead_letter(ctx, lease, entry)?;
-                    decision::apply(ctx, decision)?;
+                    decision::apply(ctx, decision, claimed)?;
                     Ok(id)
                 },
             )
@@ -453,7 +456,7 @@ pub fn baseline_commit_rate(dir: &Path, n: usize) -> Result<f64> {
     let result = (|| {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Database(format!("cannot create {}: {e}", dir.display())))?;
-        let conn = connect::writer(&path)?;
+        let conn = connect::plain_writer(&path)?;
         conn.execute_batch("CREATE TABLE baseline (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
             .map_err(rows::db)?;
         let mut insert = conn

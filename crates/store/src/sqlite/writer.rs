@@ -9,9 +9,12 @@
 //! A failing request (a version conflict, a lost lease) must roll back alone. Savepoints
 //! would do that, but copying every page a request touches into the savepoint journal costs
 //! about a tenth of the writer's time, for failures that are rare. So a batch first runs
-//! without them; if a request fails, the whole transaction is rolled back and the batch runs
-//! again with each request in its own `SAVEPOINT` (requests are closures over their data, so
-//! they can run twice; the first run left nothing behind).
+//! without them. Requests make their checks before their writes (a decision claims its
+//! stream version first), so most failures have written nothing — SQLite's count of changed
+//! rows did not move — and are simply left out. Only if a request fails after writing is
+//! the whole transaction rolled back and the batch run again with each request in its own
+//! `SAVEPOINT` (requests are closures over their data, so they can run twice; the first run
+//! left nothing behind).
 //!
 //! While one batch is being fsynced the next requests queue up, so the batch size grows with
 //! the load by itself: no timer, no added latency when the store is idle.
@@ -64,6 +67,8 @@ pub(crate) struct Ctx<'c> {
 trait Request: Send {
     /// Runs the request's writes; `false` when it failed (its writes must not stay).
     fn run(&mut self, ctx: &Ctx<'_>) -> bool;
+    /// Whether the last run failed.
+    fn failed(&self) -> bool;
     /// Answers the caller once the batch committed, or failed with `commit_error`.
     fn answer(self: Box<Self>, commit_error: Option<&str>);
 }
@@ -89,6 +94,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self.result, Some(Err(_)) | None)
     }
 
     fn answer(self: Box<Self>, commit_error: Option<&str>) {
@@ -119,6 +128,8 @@ type Replies = (Vec<Job>, Option<String>);
 struct Counters {
     commits: AtomicU64,
     requests: AtomicU64,
+    failed: AtomicU64,
+    reruns: AtomicU64,
     busy_ns: AtomicU64,
     committing_ns: AtomicU64,
 }
@@ -179,6 +190,8 @@ impl Writer {
         WriterStats {
             commits: c.commits.load(Ordering::Relaxed),
             requests: c.requests.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            reruns: c.reruns.load(Ordering::Relaxed),
             busy: Duration::from_nanos(c.busy_ns.load(Ordering::Relaxed)),
             committing: Duration::from_nanos(c.committing_ns.load(Ordering::Relaxed)),
         }
@@ -298,13 +311,16 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Job>, counters: &Counters) -> 
     let outcome = match run_all(conn, &mut batch, false) {
         Ok(true) => commit(conn, counters),
         Ok(false) => {
-            // A request failed: nothing of the batch may stay. Run it again, each request
-            // in its own savepoint, so that only the failing ones roll back.
+            // A request failed after writing: nothing of the batch may stay. Run it again,
+            // each request in its own savepoint, so that only the failing ones roll back.
+            counters.reruns.fetch_add(1, Ordering::Relaxed);
             rollback(conn);
             run_all(conn, &mut batch, true).and_then(|_| commit(conn, counters))
         }
         Err(e) => Err(e),
     };
+    let failed = batch.iter().filter(|job| job.failed()).count();
+    counters.failed.fetch_add(failed as u64, Ordering::Relaxed);
     match outcome {
         Ok(()) => (batch, None),
         Err(e) => {
@@ -315,8 +331,10 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Job>, counters: &Counters) -> 
     }
 }
 
-/// Runs every request in one open transaction; without savepoints (`isolated` false) it
-/// stops at the first failure and returns `false`.
+/// Runs every request in one open transaction. Without savepoints (`isolated` false), a
+/// request that fails before writing anything (SQLite counted no changed row: a version
+/// check or a lost lease found first) is simply left out; one that fails after writing
+/// stops the run, which returns `false`.
 fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Result<bool> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let now_us: i64 = conn
@@ -327,6 +345,7 @@ fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Re
         if isolated {
             conn.prepare_cached("SAVEPOINT request")?.execute([])?;
         }
+        let changes = conn.total_changes();
         let ok = catch_unwind(AssertUnwindSafe(|| job.run(&ctx))).unwrap_or_else(|_| {
             error!("A store write panicked; its changes are rolled back");
             false
@@ -336,7 +355,7 @@ fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Re
                 conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
             }
             conn.prepare_cached("RELEASE request")?.execute([])?;
-        } else if !ok {
+        } else if !ok && conn.total_changes() != changes {
             return Ok(false);
         }
     }
@@ -367,5 +386,88 @@ fn rollback(conn: &Connection) {
         && let Err(e) = conn.execute_batch("ROLLBACK")
     {
         error!(error = %e, "SQLite rollback failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Receiver = oneshot::Receiver<Result<()>>;
+
+    /// A request that inserts `id`, then fails if `fail` (after writing if `id` is set).
+    fn job(id: Option<i64>, fail: bool) -> (Job, Receiver) {
+        let (reply, answer) = oneshot::channel();
+        let work = move |ctx: &Ctx<'_>, (): &()| {
+            if let Some(id) = id {
+                ctx.conn
+                    .execute("INSERT INTO t (id) VALUES (?1)", [id])
+                    .map_err(super::super::rows::db)?;
+            }
+            if fail {
+                return Err(Error::Database("refused".into()));
+            }
+            Ok(())
+        };
+        let job: Job = Box::new(Pending {
+            data: (),
+            work,
+            result: None,
+            reply,
+        });
+        (job, answer)
+    }
+
+    fn answers(replies: Replies, receivers: Vec<Receiver>) -> Vec<bool> {
+        let (jobs, commit_error) = replies;
+        assert_eq!(commit_error, None);
+        for job in jobs {
+            job.answer(None);
+        }
+        receivers
+            .into_iter()
+            .map(|mut r| r.try_recv().expect("answered").is_ok())
+            .collect()
+    }
+
+    fn ids(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT id FROM t ORDER BY id").unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failure_without_writes_is_left_out_and_one_after_writes_reruns_the_batch() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let counters = Counters::default();
+
+        // Fails before writing: the batch commits in one run without it.
+        let (jobs, receivers): (Vec<_>, Vec<_>) =
+            [job(Some(1), false), job(None, true), job(Some(2), false)]
+                .into_iter()
+                .unzip();
+        let replies = commit_batch(&conn, jobs, &counters);
+        assert_eq!(answers(replies, receivers), [true, false, true]);
+        assert_eq!(counters.reruns.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(ids(&conn), [1, 2]);
+
+        // Fails after writing: its row must not stay, the others' must.
+        let (jobs, receivers): (Vec<_>, Vec<_>) = [
+            job(Some(3), false),
+            job(Some(99), true),
+            job(Some(4), false),
+        ]
+        .into_iter()
+        .unzip();
+        let replies = commit_batch(&conn, jobs, &counters);
+        assert_eq!(answers(replies, receivers), [true, false, true]);
+        assert_eq!(counters.reruns.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 2);
+        assert_eq!(ids(&conn), [1, 2, 3, 4]);
     }
 }

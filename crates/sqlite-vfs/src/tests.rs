@@ -1,0 +1,118 @@
+use rusqlite::{Connection, OpenFlags};
+
+use super::{NAME, register, wal_writes};
+
+fn open(path: &std::path::Path, vfs: Option<&str>) -> Connection {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+    )
+    .expect("pragmas");
+    conn
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("crossdock-vfs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join("test.db")
+}
+
+fn count(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+        .expect("count")
+}
+
+/// Inserts `rows` rows of ~1 KiB in one transaction.
+fn insert(conn: &Connection, from: i64, rows: i64) {
+    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO t (id, body) VALUES (?1, ?2)")
+        .expect("prepare");
+    for id in from..from + rows {
+        stmt.execute(rusqlite::params![id, format!("{id:01024}")])
+            .expect("insert");
+    }
+    conn.execute_batch("COMMIT").expect("commit");
+}
+
+#[test]
+fn a_commit_of_many_pages_reaches_the_wal_in_one_write() {
+    let vfs = register().expect("register");
+    assert_eq!(vfs, NAME);
+    let path = scratch("one-write");
+    let conn = open(&path, Some(vfs));
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .expect("create");
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    let before = wal_writes();
+    // ~200 rows of 1 KiB: about 50 pages, so 100 frame writes without the buffer, and with
+    // it the log's header (synced on its own) and the frames in pieces of at most
+    // WRITE_AT_MOST bytes.
+    insert(&conn, 0, 200);
+    let writes = wal_writes() - before;
+    let bytes = std::fs::metadata(&wal).expect("wal").len();
+    assert!(
+        bytes > 50 * 4096,
+        "the WAL holds the commit ({bytes} bytes)"
+    );
+    let pieces = u64::try_from(super::WRITE_AT_MOST).expect("size");
+    let expected = 1 + bytes.div_ceil(pieces);
+    assert!(
+        writes <= expected,
+        "a commit of {bytes} WAL bytes took {writes} write calls (expected {expected})"
+    );
+    // A connection on the default VFS sees the commit at once.
+    let other = open(&path, None);
+    assert_eq!(count(&other), 200);
+}
+
+#[test]
+fn commits_survive_reopening_and_the_log_stays_consistent() {
+    let vfs = register().expect("register");
+    let path = scratch("reopen");
+    {
+        let conn = open(&path, Some(vfs));
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            .expect("create");
+        for batch in 0..20 {
+            insert(&conn, batch * 50, 50);
+        }
+        // A transaction bigger than the page cache spills frames before it commits; one
+        // that rolls back leaves nothing.
+        conn.execute_batch("PRAGMA cache_size = 10").expect("cache");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        conn.execute(
+            "INSERT INTO t (id, body) SELECT id + 100000, body FROM t",
+            [],
+        )
+        .expect("copy");
+        conn.execute_batch("ROLLBACK").expect("rollback");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        conn.execute(
+            "INSERT INTO t (id, body) SELECT id + 200000, body FROM t",
+            [],
+        )
+        .expect("copy");
+        conn.execute_batch("COMMIT").expect("commit");
+        assert_eq!(count(&conn), 2000);
+        // Checkpoint and start the log over through the buffered file.
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+        insert(&conn, 500_000, 10);
+    }
+    // Reopened without the VFS (its buffers are gone): everything committed is there.
+    let conn = open(&path, None);
+    assert_eq!(count(&conn), 2010);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .expect("integrity");
+    assert_eq!(check, "ok");
+}
