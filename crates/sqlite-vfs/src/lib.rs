@@ -1,9 +1,9 @@
-//! A SQLite VFS that hands each commit's WAL frames to the file system as one write.
+//! A SQLite VFS that hands each commit's WAL frames to the file system in a few writes.
 //!
 //! SQLite writes every WAL frame with two calls (its 24-byte header, then the page), so a
 //! commit of a hundred pages costs two hundred `pwrite`s before its `fsync`. This VFS wraps
 //! the default one; for WAL files only, contiguous writes are kept in a buffer and written
-//! with one call when:
+//! out (in pieces of at most 124 KiB, see `WRITE_AT_MOST`) when:
 //! - SQLite syncs, reads, truncates or sizes the file, or sends it a file control;
 //! - a write does not continue the buffer (order of writes is kept: the buffer goes first);
 //! - the frame that commits a transaction has been handed over (its header carries the

@@ -44,7 +44,7 @@ fn insert(conn: &Connection, from: i64, rows: i64) {
 }
 
 #[test]
-fn a_commit_of_many_pages_reaches_the_wal_in_one_write() {
+fn a_commit_of_many_pages_reaches_the_wal_in_a_few_writes() {
     let vfs = register().expect("register");
     assert_eq!(vfs, NAME);
     let path = scratch("one-write");

@@ -17,7 +17,7 @@ fn db(e: rusqlite::Error) -> Error {
 /// The store's write connection: WAL, `synchronous=FULL` (a commit is on disk when it
 /// returns), foreign keys on, an 8 MiB page cache and a larger statement cache. Its WAL
 /// writes go through [`crossdock_sqlite_vfs`], which hands each commit's frames to the file
-/// system in one write call instead of two per page (same durability: the sync writes the
+/// system in a few write calls (up to 124 KiB each) instead of two per page (same durability: the sync writes the
 /// buffer first).
 ///
 /// The page cache is kept moderate on purpose: a B-tree split briefly renumbers a page to
