@@ -52,21 +52,23 @@ pub(crate) fn render_timeline(entries: &[TimelineEntry]) -> Vec<String> {
     entries.iter().map(|e| e.detail.to_string()).collect()
 }
 
-/// Proof that a decision's stream version was checked and its new version claimed.
-pub(crate) struct Claimed(());
-
-/// Checks the stream version a decision expects and claims the new one: its one check that
-/// commonly fails, run before any other write of the request so that a conflict has written
-/// nothing (see the writer's module documentation).
-pub(crate) fn claim(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Claimed> {
+/// Applies every write of a decision, with `queue_change` (the lease's completion, retry
+/// or dead letter) in between: the stream version is checked and claimed first — the check
+/// that commonly fails — so that a conflict has written nothing (see the writer's module
+/// documentation). Fails as a whole (the writer rolls it back).
+pub(crate) fn apply<T>(
+    ctx: &Ctx<'_>,
+    prepared: &Prepared,
+    queue_change: impl FnOnce() -> Result<T>,
+) -> Result<(T, Committed)> {
     if let Some(append) = &prepared.decision.append {
         claim_version(ctx, append)?;
     }
-    Ok(Claimed(()))
+    let changed = queue_change()?;
+    Ok((changed, apply_claimed(ctx, prepared)?))
 }
 
-/// Applies every write of a claimed decision; fails as a whole (the writer rolls it back).
-pub(crate) fn apply(ctx: &Ctx<'_>, prepared: &Prepared, _: Claimed) -> Result<Committed> {
+fn apply_claimed(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
     let decision = &prepared.decision;
     let mut committed = Committed::default();
     if let Some(append) = &decision.append {

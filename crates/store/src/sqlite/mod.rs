@@ -155,7 +155,7 @@ impl Store for SqliteStore {
         }
         self.writer
             .write_with(Prepared::new(decision), |ctx, decision| {
-                decision::apply(ctx, decision, decision::claim(ctx, decision)?)
+                decision::apply(ctx, decision, || Ok(())).map(|((), committed)| committed)
             })
             .await
     }
@@ -197,9 +197,8 @@ impl Store for SqliteStore {
             .write_with(
                 (lease.clone(), Prepared::new(decision)),
                 |ctx, (lease, decision)| {
-                    let claimed = decision::claim(ctx, decision)?;
-                    queue::complete(ctx, lease)?;
-                    decision::apply(ctx, decision, claimed)
+                    decision::apply(ctx, decision, || queue::complete(ctx, lease))
+                        .map(|((), committed)| committed)
                 },
             )
             .await
@@ -215,9 +214,8 @@ impl Store for SqliteStore {
         let data = (lease.clone(), error.to_owned(), Prepared::new(decision));
         self.writer
             .write_with(data, move |ctx, (lease, error, decision)| {
-                let claimed = decision::claim(ctx, decision)?;
-                queue::retry(ctx, lease, due_at, error)?;
-                decision::apply(ctx, decision, claimed).map(|_| ())
+                decision::apply(ctx, decision, || queue::retry(ctx, lease, due_at, error))
+                    .map(|_| ())
             })
             .await
     }
@@ -232,10 +230,8 @@ impl Store for SqliteStore {
             .write_with(
                 (lease.clone(), entry, Prepared::new(decision)),
                 |ctx, (lease, entry, decision)| {
-                    let claimed = decision::claim(ctx, decision)?;
-                    let id = queue::dead_letter(ctx, lease, entry)?;
-                    decision::apply(ctx, decision, claimed)?;
-                    Ok(id)
+                    decision::apply(ctx, decision, || queue::dead_letter(ctx, lease, entry))
+                        .map(|(id, _)| id)
                 },
             )
             .await

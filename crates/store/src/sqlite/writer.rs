@@ -418,8 +418,10 @@ mod tests {
         (job, answer)
     }
 
-    fn answers(replies: Replies, receivers: Vec<Receiver>) -> Vec<bool> {
-        let (jobs, commit_error) = replies;
+    /// Commits `requests` as one batch; returns which of them succeeded.
+    fn run(conn: &Connection, counters: &Counters, requests: [(Job, Receiver); 3]) -> Vec<bool> {
+        let (jobs, receivers): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
+        let (jobs, commit_error) = commit_batch(conn, jobs, counters);
         assert_eq!(commit_error, None);
         for job in jobs {
             job.answer(None);
@@ -446,26 +448,19 @@ mod tests {
         let counters = Counters::default();
 
         // Fails before writing: the batch commits in one run without it.
-        let (jobs, receivers): (Vec<_>, Vec<_>) =
-            [job(Some(1), false), job(None, true), job(Some(2), false)]
-                .into_iter()
-                .unzip();
-        let replies = commit_batch(&conn, jobs, &counters);
-        assert_eq!(answers(replies, receivers), [true, false, true]);
+        let requests = [job(Some(1), false), job(None, true), job(Some(2), false)];
+        assert_eq!(run(&conn, &counters, requests), [true, false, true]);
         assert_eq!(counters.reruns.load(Ordering::Relaxed), 0);
         assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
         assert_eq!(ids(&conn), [1, 2]);
 
         // Fails after writing: its row must not stay, the others' must.
-        let (jobs, receivers): (Vec<_>, Vec<_>) = [
+        let requests = [
             job(Some(3), false),
             job(Some(99), true),
             job(Some(4), false),
-        ]
-        .into_iter()
-        .unzip();
-        let replies = commit_batch(&conn, jobs, &counters);
-        assert_eq!(answers(replies, receivers), [true, false, true]);
+        ];
+        assert_eq!(run(&conn, &counters, requests), [true, false, true]);
         assert_eq!(counters.reruns.load(Ordering::Relaxed), 1);
         assert_eq!(counters.failed.load(Ordering::Relaxed), 2);
         assert_eq!(ids(&conn), [1, 2, 3, 4]);
