@@ -17,7 +17,6 @@
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::ffi;
 
@@ -37,7 +36,9 @@ const WRITE_AT_MOST: usize = 31 * 4096;
 /// the database size (in pages) at bytes 4..8.
 const FRAME_HEADER: usize = 24;
 
-static WAL_WRITES: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static WAL_WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 static REGISTERED: OnceLock<Result<(), c_int>> = OnceLock::new();
 
 /// Registers the VFS (once per process; it is not the default) and returns its name, for
@@ -75,10 +76,11 @@ pub fn register() -> Result<&'static str, String> {
     }
 }
 
-/// Write calls that reached WAL files opened through this VFS since the process started.
+/// Write calls that reached WAL files opened through this VFS, made by this thread (tests
+/// running side by side do not count each other's).
 #[must_use]
 pub fn wal_writes() -> u64 {
-    WAL_WRITES.load(Ordering::Relaxed)
+    WAL_WRITES.get()
 }
 
 /// Contiguous WAL bytes not yet written, from file offset `start`.
@@ -226,7 +228,7 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
             // Both fit: a chunk is at most WRITE_AT_MOST bytes.
             let len = c_int::try_from(chunk.len()).unwrap_or(c_int::MAX);
             rc = write(real, chunk.as_ptr().cast(), len, offset);
-            WAL_WRITES.fetch_add(1, Ordering::Relaxed);
+            WAL_WRITES.set(WAL_WRITES.get() + 1);
             if rc != ffi::SQLITE_OK {
                 break;
             }
