@@ -265,6 +265,25 @@ async fn the_writer_empties_a_wal_that_passes_its_limit() {
     assert_eq!(rows, 128, "nothing written was lost");
 }
 
+#[test]
+fn sqlite_is_built_without_shared_page_cache_or_memory_statistics() {
+    // Set by the workspace's `.cargo/config.toml` (`LIBSQLITE3_FLAGS`): both would put a
+    // global mutex on every page fetch or allocation of the writer and the readers.
+    let conn = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_writer_counts_its_group_commits() {
     let scratch = Scratch::new();
