@@ -277,7 +277,10 @@ fn sqlite_is_built_without_shared_page_cache_or_memory_statistics() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
     assert!(
         !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
         "{options:?}"
