@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Tryton server this run starts does not outlive it: a server left running from a
+# checkout that is later deleted holds the port, and the next checkout's run refuses it.
+trap 'scripts/setup/tryton.sh stop >/dev/null 2>&1 || true' EXIT
+
 for step in services sfclients tryton browser schemathesis; do
   if [ -x "scripts/setup/$step.sh" ]; then
     "scripts/setup/$step.sh"
