@@ -25,6 +25,16 @@ impl Drop for Scratch {
     }
 }
 
+/// The first column of every row `sql` returns.
+fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn plan(conn: &Connection, sql: &str) -> String {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let rows = stmt
@@ -50,13 +60,10 @@ async fn open_creates_the_file_and_its_parents_in_wal_mode() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let versions: Vec<i64> = conn
-        .prepare("SELECT version FROM schema_migrations ORDER BY version")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let versions: Vec<i64> = column(
+        &conn,
+        "SELECT version FROM schema_migrations ORDER BY version",
+    );
     assert_eq!(
         versions,
         migrate::MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>()
@@ -270,13 +277,7 @@ fn sqlite_is_built_without_shared_page_cache_or_memory_statistics() {
     // Set by the workspace's `.cargo/config.toml` (`LIBSQLITE3_FLAGS`): both would put a
     // global mutex on every page fetch or allocation of the writer and the readers.
     let conn = Connection::open_in_memory().unwrap();
-    let options: Vec<String> = conn
-        .prepare("PRAGMA compile_options")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let options: Vec<String> = column(&conn, "PRAGMA compile_options");
     assert!(
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
         "{options:?}"
