@@ -235,7 +235,7 @@ async fn lease_stays_fast_with_100k_tasks_and_orders() {
 }
 
 #[tokio::test]
-async fn the_writer_empties_a_wal_that_passes_its_limit() {
+async fn the_writer_starts_over_a_wal_that_passes_its_limit_keeping_the_file() {
     let scratch = Scratch::new();
     std::fs::create_dir_all(&scratch.0).unwrap();
     let path = scratch.0.join("hub.db");
@@ -247,6 +247,8 @@ async fn the_writer_empties_a_wal_that_passes_its_limit() {
     let writer = super::writer::Writer::start(conn, limit).unwrap();
     // 2 MiB in 128 commits, with no checkpoint thread: only the writer can empty the log.
     let mut largest = 0;
+    // Sizes of the file once it has passed the limit: the log starts over inside it.
+    let mut after_restart = Vec::new();
     for _ in 0..128 {
         writer
             .write(|ctx| {
@@ -256,9 +258,20 @@ async fn the_writer_empties_a_wal_that_passes_its_limit() {
             })
             .await
             .unwrap();
-        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if largest > limit {
+            after_restart.push(size);
+        }
+        largest = largest.max(size);
     }
     writer.close().await;
+    // The log starts over at the file's beginning; the file is not cut back (its blocks are
+    // reused, so a commit's sync does not have to extend it).
+    assert!(!after_restart.is_empty(), "the WAL never passed its limit");
+    assert!(
+        after_restart.iter().all(|&size| size >= limit),
+        "the WAL file was cut back after a restart: sizes {after_restart:?}"
+    );
     // One batch may pass the limit before the writer empties the log (5 pages of 4 KiB
     // with their frame headers).
     assert!(

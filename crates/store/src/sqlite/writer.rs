@@ -25,8 +25,9 @@
 //! One exception: the WAL. Checkpoints run on their own thread, but under steady load they
 //! never find the log fully copied, so SQLite never starts it over and it grows without
 //! bound (half a gigabyte within a benchmark of a few thousand orders). Between two batches,
-//! when the WAL file has passed [`WAL_LIMIT`], the writer runs a `TRUNCATE` checkpoint: it
-//! copies what the checkpoint thread has not copied yet and empties the file. A checkpoint
+//! when the WAL file has passed [`WAL_LIMIT`], the writer runs a `RESTART` checkpoint: it
+//! copies what the checkpoint thread has not copied yet and starts the log over at the
+//! beginning of the file, which keeps its size (see `empty_wal`). A checkpoint
 //! thread cannot do this itself: it would wait for a write lock the writer takes back after
 //! every commit.
 
@@ -362,12 +363,15 @@ fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Re
     Ok(true)
 }
 
-/// Copies the WAL into the database and empties it. Readers get a moment to finish; a
+/// Copies the WAL into the database and starts it over from its first byte. The file keeps
+/// its size (`RESTART`, not `TRUNCATE`): the next commits overwrite blocks the file system
+/// has already allocated, so their syncs write data only, where a truncated log made every
+/// commit extend the file and sync its metadata too. Readers get a moment to finish; a
 /// checkpoint they block is retried after the next batch, never waited for.
 fn empty_wal(conn: &Connection) {
     let emptied = conn
         .busy_timeout(Duration::from_millis(50))
-        .and_then(|()| conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"));
+        .and_then(|()| conn.execute_batch("PRAGMA wal_checkpoint(RESTART)"));
     let restored = conn.busy_timeout(super::connect::BUSY_TIMEOUT);
     if let Err(e) = emptied.and(restored) {
         warn!(error = %e, "Emptying the SQLite WAL failed; the next batch retries");
