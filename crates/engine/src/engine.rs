@@ -205,14 +205,21 @@ impl Engine {
                 key: key.clone(),
                 received_at: message.received_at,
                 raw: message.raw,
-                body,
+                body: body.clone(),
                 task: Some(NewTask {
                     lane: LaneName::Hub.as_str().to_owned(),
                     kind: "inbound".to_owned(),
                     key,
                     dedupe: None,
                     idempotency_key: correlation.clone(),
-                    payload: json!({ "correlation": correlation }),
+                    // What the handler needs of the message rides in the task, so that
+                    // processing it does not read the inbox row back.
+                    payload: json!({
+                        "correlation": correlation,
+                        "source": message.source.as_str(),
+                        "message_id": message.message_id,
+                        "body": body,
+                    }),
                     due_at: message.received_at,
                     blocking: false,
                     order_id: match &message.body {

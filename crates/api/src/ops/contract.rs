@@ -89,6 +89,9 @@ pub fn validate(kind: &str, original: &Value, edited: &Value) -> Result<(), Vec<
                 Some(_) => same("inbox_id", &mut errors),
                 None => errors.push(FieldError::new("inbox_id", "must be the message's row id")),
             }
+            // The message's source and id name the message the task processes.
+            same("source", &mut errors);
+            same("message_id", &mut errors);
             if let Some(body) = object.get("body")
                 && let Err(e) = serde_json::from_value::<Inbound>(body.clone())
             {
@@ -98,7 +101,16 @@ pub fn validate(kind: &str, original: &Value, edited: &Value) -> Result<(), Vec<
                 ));
             }
             for field in object.keys() {
-                if !["inbox_id", "body", "correlation", "deferrals"].contains(&field.as_str()) {
+                if ![
+                    "inbox_id",
+                    "source",
+                    "message_id",
+                    "body",
+                    "correlation",
+                    "deferrals",
+                ]
+                .contains(&field.as_str())
+                {
                     errors.push(FieldError::new(field.clone(), "is not part of the payload"));
                 }
             }
@@ -185,6 +197,14 @@ mod tests {
         assert_eq!(errors[0].field, "body");
         let other_row = json!({"inbox_id": 8});
         assert!(validate("inbound", &original, &other_row).is_err());
+        // The message a task carries cannot be swapped for another.
+        let carried = json!({"inbox_id": 7, "source": "api", "message_id": "1"});
+        let other_message = json!({"inbox_id": 7, "source": "api", "message_id": "2"});
+        let errors = validate("inbound", &carried, &other_message)
+            .err()
+            .unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["message_id"]);
         assert!(validate("mystery", &original, &original).is_err());
     }
 }

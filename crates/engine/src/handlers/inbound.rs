@@ -23,23 +23,11 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
     else {
         return Outcome::Failed(Failure::permanent("inbound task has no `inbox_id`"));
     };
-    let record = match engine.store.inbound(inbox_id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            return Outcome::Failed(Failure::permanent(format!(
-                "inbox row {inbox_id} is missing"
-            )));
-        }
-        Err(e) => return Outcome::Failed(Failure::transient(e.to_string())),
+    let message = match message_of(engine, &lease.task.payload, inbox_id).await {
+        Ok(message) => message,
+        Err(failed) => return failed,
     };
-    // An operator may have corrected the body in the dead-letter queue.
-    let body_json = lease
-        .task
-        .payload
-        .get("body")
-        .cloned()
-        .unwrap_or(record.body.clone());
-    let body: Inbound = match serde_json::from_value(body_json) {
+    let body: Inbound = match serde_json::from_value(message.body) {
         Ok(body) => body,
         Err(e) => {
             return unreadable(
@@ -48,7 +36,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             );
         }
     };
-    let source = match record.source.as_str() {
+    let source = match message.source.as_str() {
         "salesforce" => System::Salesforce,
         "erp" => System::Erp,
         "api" => System::Api,
@@ -72,7 +60,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
                 at: now,
                 kind: "inbound".to_owned(),
                 summary: format!("Received {} from {source}", command.name()),
-                detail: json!({ "inbox_id": inbox_id, "message_id": record.message_id }),
+                detail: json!({ "inbox_id": inbox_id, "message_id": message.message_id.as_str() }),
                 system: Some(source.as_str().to_owned()),
                 outcome: None,
                 latency_ms: None,
@@ -234,7 +222,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
                 kind: "erp-customer".to_owned(),
                 key: format!("account:{}", account.id),
                 dedupe: Some(format!("erp-customer/{}", account.id)),
-                idempotency_key: format!("erp-customer/{}/{}", account.id, record.message_id),
+                idempotency_key: format!("erp-customer/{}/{}", account.id, message.message_id),
                 payload: json!({ "account": account.id }),
                 due_at: now,
                 blocking: false,
@@ -285,6 +273,44 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             Outcome::Done(decision)
         }
         Inbound::Unreadable { reason } => unreadable(inbox_id, &reason),
+    }
+}
+
+/// What the handler needs of an inbound message.
+struct Message {
+    source: String,
+    message_id: String,
+    body: serde_json::Value,
+}
+
+/// The message an inbound task processes: from the task's payload, which carries it (and
+/// where an operator may have corrected the body in the dead-letter queue); from the inbox
+/// row for a task whose payload does not (one enqueued before payloads carried it).
+async fn message_of(
+    engine: &Engine,
+    payload: &serde_json::Value,
+    inbox_id: i64,
+) -> Result<Message, Outcome> {
+    let text = |field: &str| payload.get(field).and_then(serde_json::Value::as_str);
+    if let (Some(source), Some(message_id), Some(body)) =
+        (text("source"), text("message_id"), payload.get("body"))
+    {
+        return Ok(Message {
+            source: source.to_owned(),
+            message_id: message_id.to_owned(),
+            body: body.clone(),
+        });
+    }
+    match engine.store.inbound(inbox_id).await {
+        Ok(Some(record)) => Ok(Message {
+            source: record.source,
+            message_id: record.message_id,
+            body: payload.get("body").cloned().unwrap_or(record.body),
+        }),
+        Ok(None) => Err(Outcome::Failed(Failure::permanent(format!(
+            "inbox row {inbox_id} is missing"
+        )))),
+        Err(e) => Err(Outcome::Failed(Failure::transient(e.to_string()))),
     }
 }
 

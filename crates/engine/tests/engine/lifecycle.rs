@@ -123,3 +123,72 @@ async fn a_shipment_reported_before_the_capture_waits_for_it() {
     .await;
     hub.stop().await;
 }
+
+/// An inbound task carries the message it processes; a task that names only its inbox row
+/// (as enqueued before tasks carried the message) is processed from the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_task_naming_only_its_inbox_row_is_processed_from_the_row() {
+    let (hub, _erp, _sf) = Hub::loopback("inbound-row").await;
+    let message = capture("ROW-1", "ACC-1");
+    let body = serde_json::to_value(&message.body).unwrap();
+    let accepted = hub
+        .store
+        .accept_inbound(crossdock_store::NewInbound {
+            source: message.source.as_str().to_owned(),
+            message_id: message.message_id.clone(),
+            kind: message.body.kind(),
+            key: message.body.key(),
+            received_at: message.received_at,
+            raw: message.raw.clone(),
+            body,
+            task: Some(crossdock_store::NewTask {
+                lane: "hub".to_owned(),
+                kind: "inbound".to_owned(),
+                key: message.body.key(),
+                dedupe: None,
+                idempotency_key: "salesforce:capture-ROW-1".to_owned(),
+                payload: serde_json::json!({ "correlation": "salesforce:capture-ROW-1" }),
+                due_at: message.received_at,
+                blocking: false,
+                order_id: Some("ROW-1".to_owned()),
+            }),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(accepted, crossdock_store::Accepted::New(_)));
+    hub.engine.wake(crossdock_domain::order::Lane::Hub);
+    let store = hub.store.clone();
+    hub.wait_for(Duration::from_secs(30), "ROW-1 captured", || {
+        let store = store.clone();
+        async move { store.order("ROW-1").await.unwrap().is_some() }
+    })
+    .await;
+    let timeline = store.timeline("ROW-1").await.unwrap();
+    let received = timeline
+        .iter()
+        .find(|e| e.entry.kind == "inbound")
+        .expect("the message's arrival is on the timeline");
+    assert_eq!(received.entry.detail["message_id"], "capture-ROW-1");
+    assert_eq!(received.entry.system.as_deref(), Some("salesforce"));
+    hub.stop().await;
+}
+
+/// The task of a new inbound message carries the message (source, id, body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_task_carries_its_message() {
+    let (mut hub, _erp, _sf) = Hub::loopback("inbound-carried").await;
+    // Stopped, so that the task stays in the queue to be looked at.
+    hub.shutdown.cancel();
+    hub.running.take().unwrap().await.unwrap();
+    let message = capture("CARRY-1", "ACC-1");
+    let body = serde_json::to_value(&message.body).unwrap();
+    hub.submit(message).await;
+    let tasks = hub.store.tasks_for_order("CARRY-1").await.unwrap();
+    let task = tasks
+        .iter()
+        .find(|t| t.kind == "inbound")
+        .expect("the inbound task");
+    assert_eq!(task.payload["source"], "salesforce");
+    assert_eq!(task.payload["message_id"], "capture-CARRY-1");
+    assert_eq!(task.payload["body"], body);
+}
