@@ -13,6 +13,10 @@
 //!
 //! Nothing is acknowledged before a sync, and a sync writes the buffer first, so a commit
 //! is exactly as durable as with the default VFS.
+//!
+//! A writer can also take a commit's sync upon itself ([`deferring_syncs`]): the `COMMIT`
+//! then returns once its frames are written, and the caller syncs the file (on another
+//! thread, while it goes on with the next transaction) before it reports the commit.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr;
@@ -38,6 +42,34 @@ const FRAME_HEADER: usize = 24;
 
 thread_local! {
     static WAL_WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static WAL_SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Inside [`deferring_syncs`]: WAL commit syncs are recorded, not done.
+    static DEFER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// A WAL sync was deferred inside the current [`deferring_syncs`].
+    static DEFERRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `commit` (a `COMMIT` on a connection opened through this VFS, on this thread) with
+/// the sync SQLite asks for after appending the transaction's frames to the WAL recorded
+/// instead of done; returns `commit`'s result and whether a sync was recorded.
+///
+/// When it was, the transaction is in the file (written, visible to other connections)
+/// but not durable: the caller must sync the WAL file itself (`File::sync_data` on its
+/// path) before treating the commit, or anything read after it, as durable. Other syncs are
+/// done in place: a new log's header, checkpoints, and any sync outside `commit`.
+pub fn deferring_syncs<R>(commit: impl FnOnce() -> R) -> (R, bool) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DEFER.set(false);
+        }
+    }
+    DEFERRED.set(false);
+    DEFER.set(true);
+    let reset = Reset;
+    let result = commit();
+    drop(reset);
+    (result, DEFERRED.replace(false))
 }
 static REGISTERED: OnceLock<Result<(), c_int>> = OnceLock::new();
 
@@ -83,6 +115,13 @@ pub fn wal_writes() -> u64 {
     WAL_WRITES.get()
 }
 
+/// Syncs of WAL files opened through this VFS done by this thread (deferred ones are not
+/// counted).
+#[must_use]
+pub fn wal_syncs() -> u64 {
+    WAL_SYNCS.get()
+}
+
 /// Contiguous WAL bytes not yet written, from file offset `start`.
 #[derive(Default)]
 struct Buffer {
@@ -90,6 +129,9 @@ struct Buffer {
     start: i64,
     /// The last write was the header of a commit frame: write out after its page.
     commit_frame: bool,
+    /// The log's header was written since the last sync (a new log starts): that sync is
+    /// done in place, never deferred.
+    log_header: bool,
 }
 
 /// The file object SQLite allocates (`szOsFile` bytes): this header, then at
@@ -317,6 +359,9 @@ unsafe extern "C" fn write(
         if buffer.bytes.is_empty() {
             buffer.start = offset;
         }
+        if offset == 0 {
+            buffer.log_header = true;
+        }
         let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
         buffer.bytes.extend_from_slice(bytes);
         let committed = buffer.commit_frame;
@@ -344,6 +389,14 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: as for `read`.
     unsafe {
         flushed(file, || {
+            if let Some(buffer) = shim(file).wal.as_deref_mut() {
+                let log_header = std::mem::take(&mut buffer.log_header);
+                if DEFER.get() && !log_header {
+                    DEFERRED.set(true);
+                    return ffi::SQLITE_OK;
+                }
+                WAL_SYNCS.set(WAL_SYNCS.get() + 1);
+            }
             let (real, methods) = real(file);
             methods
                 .xSync

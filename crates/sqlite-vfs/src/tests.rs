@@ -1,6 +1,6 @@
 use rusqlite::{Connection, OpenFlags};
 
-use super::{NAME, register, wal_writes};
+use super::{NAME, deferring_syncs, register, wal_syncs, wal_writes};
 
 fn open(path: &std::path::Path, vfs: Option<&str>) -> Connection {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -115,4 +115,48 @@ fn commits_survive_reopening_and_the_log_stays_consistent() {
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity");
     assert_eq!(check, "ok");
+}
+
+#[test]
+fn a_deferred_commit_sync_is_left_to_the_caller_and_other_syncs_are_done() {
+    let vfs = register().expect("register");
+    let path = scratch("deferred");
+    let conn = open(&path, Some(vfs));
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .expect("create");
+    // A commit outside `deferring_syncs` syncs in place.
+    let before = wal_syncs();
+    insert(&conn, 0, 10);
+    assert!(wal_syncs() > before, "a plain commit syncs the log");
+    // Inside: the commit's sync is recorded, not done; the rows are committed (visible to
+    // another connection).
+    let before = wal_syncs();
+    let ((), deferred) = deferring_syncs(|| insert(&conn, 10, 10));
+    assert!(deferred, "the commit's sync was handed to the caller");
+    assert_eq!(wal_syncs(), before, "no sync was done in place");
+    let other = open(&path, Some(vfs));
+    assert_eq!(count(&other), 20);
+    // A read-only transaction asks for no sync.
+    let (n, deferred) = deferring_syncs(|| count(&conn));
+    assert_eq!(n, 20);
+    assert!(!deferred);
+    // A new log's header is synced in place; the commit after it is still deferred.
+    conn.execute_batch("PRAGMA wal_checkpoint(RESTART)")
+        .expect("restart");
+    drop(other);
+    let before = wal_syncs();
+    let ((), deferred) = deferring_syncs(|| insert(&conn, 20, 10));
+    assert!(deferred);
+    assert_eq!(
+        wal_syncs(),
+        before + 1,
+        "the new log's header was synced in place"
+    );
+    // The caller's sync makes it durable: after reopening, everything is there.
+    std::fs::File::open(format!("{}-wal", path.display()))
+        .and_then(|wal| wal.sync_data())
+        .expect("sync the log");
+    drop(conn);
+    let conn = open(&path, Some(vfs));
+    assert_eq!(count(&conn), 30);
 }

@@ -17,6 +17,7 @@ mod checkpoint;
 mod connect;
 mod dead;
 mod decision;
+mod durability;
 mod kv;
 mod migrate;
 mod queue;
@@ -82,9 +83,10 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::Database(format!("opening SQLite failed: {e}")))??;
         let (conn, checkpointer) = conn;
+        let writer = Writer::start(conn, writer::WAL_LIMIT)?;
         Ok(Self {
-            writer: Writer::start(conn, writer::WAL_LIMIT)?,
-            readers: Readers::new(path.clone(), DEFAULT_READERS),
+            readers: Readers::new(path.clone(), DEFAULT_READERS, writer.durability()),
+            writer,
             checkpointer: std::sync::Mutex::new(checkpointer),
             path,
         })

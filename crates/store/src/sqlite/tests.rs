@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -313,4 +313,34 @@ async fn the_writer_counts_its_group_commits() {
     assert!(after.commits - before.commits >= 1 && after.commits - before.commits <= 2);
     assert!(after.busy >= after.committing && after.committing > before.committing);
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_reply_comes_after_the_log_sync_done_beside_the_writer() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let conn = connect::writer(&scratch.0.join("hub.db")).unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
+        .unwrap();
+    let writer = super::writer::Writer::start(conn, u64::MAX).unwrap();
+    let durability = writer.durability();
+    for n in 0..20 {
+        writer
+            .write(move |ctx| {
+                ctx.conn
+                    .execute("INSERT INTO t (x) VALUES (?1)", [n])
+                    .map_err(super::rows::db)
+            })
+            .await
+            .unwrap();
+        // Every commit taken so far is durable when the reply arrives.
+        assert!(durability.is_settled(), "a read would wait after write {n}");
+    }
+    let stats = writer.stats();
+    assert!(stats.commits >= 1);
+    assert!(
+        stats.syncing > Duration::ZERO,
+        "the commits left their log sync to the reply thread"
+    );
+    writer.close().await;
 }

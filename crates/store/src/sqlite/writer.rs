@@ -16,11 +16,17 @@
 //! `SAVEPOINT` (requests are closures over their data, so they can run twice; the first run
 //! left nothing behind).
 //!
-//! While one batch is being fsynced the next requests queue up, so the batch size grows with
-//! the load by itself: no timer, no added latency when the store is idle.
-//!
-//! The writer thread is the store's one serial resource, so it does nothing else: replies
-//! are delivered (waking the callers) and the requests' data dropped on a second thread.
+//! The writer thread is the store's one serial resource, so it does not wait for the disk:
+//! the `COMMIT` writes the batch to the log and leaves the log's sync to a second thread
+//! ([`crossdock_sqlite_vfs::deferring_syncs`]), which syncs, then answers the batch's
+//! requests (waking the callers) and drops their data. Meanwhile the writer opens the next
+//! transaction and runs what has queued; it commits that batch only once the previous sync
+//! is done, taking in what arrives until then — so the batch size grows with the load by
+//! itself (no timer, no added latency when the store is idle), and one sync covers each
+//! batch. A commit is visible to the read connections before its sync; a read waits, before
+//! it returns, for the syncs of the commits it could have seen (see [`super::durability`]),
+//! so nothing — reply or read — reports a commit a power cut could take back. A failed sync
+//! fails its batch and every later request: the hub must be restarted.
 //!
 //! One exception: the WAL. Checkpoints run on their own thread, but under steady load they
 //! never find the log fully copied, so SQLite never starts it over and it grows without
@@ -32,6 +38,7 @@
 //! every commit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -41,6 +48,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
+use super::durability::Durability;
 use crate::WriterStats;
 use crate::error::{Error, Result};
 
@@ -122,7 +130,15 @@ where
 }
 
 /// A committed (or failed) batch on its way to the reply thread.
-type Replies = (Vec<Job>, Option<String>);
+struct Handoff {
+    jobs: Vec<Job>,
+    /// Why the batch failed as a whole.
+    error: Option<String>,
+    /// The number its `COMMIT` took, if it ran (see [`Durability`]).
+    commit: Option<u64>,
+    /// The commit's log sync was left to the reply thread.
+    sync: bool,
+}
 
 /// The writer thread's counters (nanoseconds for times).
 #[derive(Default)]
@@ -133,6 +149,7 @@ struct Counters {
     reruns: AtomicU64,
     busy_ns: AtomicU64,
     committing_ns: AtomicU64,
+    syncing_ns: AtomicU64,
 }
 
 impl Counters {
@@ -148,6 +165,7 @@ pub(crate) struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     counters: Arc<Counters>,
+    durability: Arc<Durability>,
 }
 
 impl Writer {
@@ -155,34 +173,51 @@ impl Writer {
     /// empties the WAL whenever the file passes `wal_limit` bytes.
     pub(crate) fn start(conn: Connection, wal_limit: u64) -> Result<Self> {
         let (sender, receiver) = mpsc::channel::<Job>(QUEUE_DEPTH);
-        let (replies, delivery) = std::sync::mpsc::channel::<Replies>();
+        let (handoffs, delivery) = std::sync::mpsc::channel::<Handoff>();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.to_owned())
                 .spawn(body)
                 .map_err(|e| Error::Database(format!("cannot start the SQLite {name}: {e}")))
         };
-        let deliverer = spawn(
-            "crossdock-sqlite-replies",
-            Box::new(move || {
-                for (jobs, commit_error) in delivery {
-                    for job in jobs {
-                        job.answer(commit_error.as_deref());
-                    }
-                }
-            }),
-        )?;
+        let wal = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(format!("{p}-wal")));
         let counters = Arc::new(Counters::default());
-        let counting = Arc::clone(&counters);
-        let writer = spawn(
-            "crossdock-sqlite-writer",
-            Box::new(move || run(conn, receiver, replies, &counting, wal_limit)),
-        )?;
+        let durability = Arc::new(Durability::new());
+        let deliverer = {
+            let (wal, counters, durability) =
+                (wal.clone(), Arc::clone(&counters), Arc::clone(&durability));
+            spawn(
+                "crossdock-sqlite-replies",
+                Box::new(move || deliver(&delivery, wal.as_deref(), &counters, &durability)),
+            )?
+        };
+        let writer = {
+            let (counters, durability) = (Arc::clone(&counters), Arc::clone(&durability));
+            spawn(
+                "crossdock-sqlite-writer",
+                Box::new(move || {
+                    let log = Log {
+                        wal,
+                        limit: wal_limit,
+                    };
+                    run(conn, receiver, &handoffs, &counters, &durability, &log);
+                }),
+            )?
+        };
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             threads: Mutex::new(vec![writer, deliverer]),
             counters,
+            durability,
         })
+    }
+
+    /// How far the writer's commits are durable (reads wait on it).
+    pub(crate) fn durability(&self) -> Arc<Durability> {
+        Arc::clone(&self.durability)
     }
 
     /// What the writer has done so far.
@@ -195,6 +230,7 @@ impl Writer {
             reruns: c.reruns.load(Ordering::Relaxed),
             busy: Duration::from_nanos(c.busy_ns.load(Ordering::Relaxed)),
             committing: Duration::from_nanos(c.committing_ns.load(Ordering::Relaxed)),
+            syncing: Duration::from_nanos(c.syncing_ns.load(Ordering::Relaxed)),
         }
     }
 
@@ -259,42 +295,54 @@ impl Writer {
     }
 }
 
+/// The WAL file and the size past which the writer starts it over.
+struct Log {
+    wal: Option<PathBuf>,
+    limit: u64,
+}
+
 fn run(
     conn: Connection,
     mut receiver: mpsc::Receiver<Job>,
-    replies: std::sync::mpsc::Sender<Replies>,
+    handoffs: &std::sync::mpsc::Sender<Handoff>,
     counters: &Counters,
-    wal_limit: u64,
+    durability: &Durability,
+    log: &Log,
 ) {
-    let wal = conn
-        .path()
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{p}-wal"));
+    // The last commit whose log sync was handed to the reply thread.
+    let mut handed = 0;
     while let Some(first) = receiver.blocking_recv() {
         let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH.min(64));
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        take_queued(&mut receiver, &mut batch);
         let started = Instant::now();
+        let (handoff, waited) = Batch {
+            conn: &conn,
+            receiver: &mut receiver,
+            counters,
+            durability,
+            defer: log.wal.is_some(),
+            pending: handed,
+            waited: Duration::ZERO,
+        }
+        .commit(batch);
+        Counters::add(&counters.busy_ns, started.elapsed().saturating_sub(waited));
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters
             .requests
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let answered = commit_batch(&conn, batch, counters);
-        Counters::add(&counters.busy_ns, started.elapsed());
-        if let Err(std::sync::mpsc::SendError((jobs, commit_error))) = replies.send(answered) {
-            // The reply thread is gone (it panicked): answer from here.
-            for job in jobs {
-                job.answer(commit_error.as_deref());
-            }
+            .fetch_add(handoff.jobs.len() as u64, Ordering::Relaxed);
+        if handoff.sync
+            && let Some(commit) = handoff.commit
+        {
+            handed = commit;
+        }
+        if let Err(std::sync::mpsc::SendError(handoff)) = handoffs.send(handoff) {
+            // The reply thread is gone (it panicked): sync and answer from here.
+            deliver_group(vec![handoff], log.wal.as_deref(), counters, durability);
         }
         // After the replies went out: the batch's callers do not wait for this.
-        if let Some(wal) = &wal
-            && std::fs::metadata(wal).is_ok_and(|m| m.len() > wal_limit)
+        if let Some(wal) = &log.wal
+            && std::fs::metadata(wal).is_ok_and(|m| m.len() > log.limit)
         {
             let started = Instant::now();
             empty_wal(&conn);
@@ -307,27 +355,180 @@ fn run(
     }
 }
 
-/// Runs and commits one batch; returns its requests to answer, with the commit error if any.
-fn commit_batch(conn: &Connection, mut batch: Vec<Job>, counters: &Counters) -> Replies {
-    let outcome = match run_all(conn, &mut batch, false) {
-        Ok(true) => commit(conn, counters),
-        Ok(false) => {
-            // A request failed after writing: nothing of the batch may stay. Run it again,
-            // each request in its own savepoint, so that only the failing ones roll back.
-            counters.reruns.fetch_add(1, Ordering::Relaxed);
-            rollback(conn);
-            run_all(conn, &mut batch, true).and_then(|_| commit(conn, counters))
+/// Moves the queued requests into `batch` (up to [`MAX_BATCH`]); `true` if there were any.
+fn take_queued(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool {
+    let before = batch.len();
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
         }
-        Err(e) => Err(e),
-    };
-    let failed = batch.iter().filter(|job| job.failed()).count();
-    counters.failed.fetch_add(failed as u64, Ordering::Relaxed);
-    match outcome {
-        Ok(()) => (batch, None),
-        Err(e) => {
-            error!(error = %e, requests = batch.len(), "SQLite group commit failed");
-            rollback(conn);
-            (batch, Some(format!("commit failed: {e}")))
+    }
+    batch.len() > before
+}
+
+/// How long the writer waits, with its transaction open and nothing queued, for a request
+/// or for the previous commit's sync, before it looks again.
+const POLL: Duration = Duration::from_micros(100);
+
+/// One group commit in the making.
+struct Batch<'a> {
+    conn: &'a Connection,
+    receiver: &'a mut mpsc::Receiver<Job>,
+    counters: &'a Counters,
+    durability: &'a Durability,
+    /// Leave the commit's log sync to the reply thread.
+    defer: bool,
+    /// The previous commit handed to the reply thread for its sync.
+    pending: u64,
+    /// Time spent waiting for that sync (not busy).
+    waited: Duration,
+}
+
+impl Batch<'_> {
+    /// Runs and commits `batch`, taking in the requests that arrive while the previous
+    /// commit's sync runs; returns its requests to answer and the time spent waiting.
+    fn commit(mut self, mut batch: Vec<Job>) -> (Handoff, Duration) {
+        if let Some(reason) = self.durability.failure() {
+            let error = Some(format!(
+                "the SQLite log could not be made durable ({reason}); restart the hub"
+            ));
+            let handoff = Handoff {
+                jobs: batch,
+                error,
+                commit: None,
+                sync: false,
+            };
+            return (handoff, Duration::ZERO);
+        }
+        let mut commit = None;
+        let outcome = match self.run_growing(&mut batch) {
+            Ok(true) => self.commit_now(&mut commit),
+            Ok(false) => {
+                // A request failed after writing: nothing of the batch may stay. Run it
+                // again, each request in its own savepoint, so that only the failing ones
+                // roll back.
+                self.counters.reruns.fetch_add(1, Ordering::Relaxed);
+                rollback(self.conn);
+                run_all(self.conn, &mut batch, true).and_then(|_| self.commit_now(&mut commit))
+            }
+            Err(e) => Err(e),
+        };
+        let failed = batch.iter().filter(|job| job.failed()).count();
+        self.counters
+            .failed
+            .fetch_add(failed as u64, Ordering::Relaxed);
+        let handoff = match outcome {
+            Ok(sync) => Handoff {
+                jobs: batch,
+                error: None,
+                commit,
+                sync,
+            },
+            Err(e) => {
+                error!(error = %e, requests = batch.len(), "SQLite group commit failed");
+                rollback(self.conn);
+                Handoff {
+                    jobs: batch,
+                    error: Some(format!("commit failed: {e}")),
+                    commit,
+                    sync: false,
+                }
+            }
+        };
+        (handoff, self.waited)
+    }
+
+    /// Runs the batch in one open transaction. While the previous commit's sync runs, the
+    /// transaction stays open and takes in what arrives, so the next commit carries what
+    /// queued meanwhile instead of following right behind with a few requests. `false` as
+    /// in [`run_all`].
+    fn run_growing(&mut self, batch: &mut Vec<Job>) -> rusqlite::Result<bool> {
+        let ctx = Ctx {
+            conn: self.conn,
+            now_us: begin(self.conn)?,
+        };
+        let mut ran = 0;
+        loop {
+            if !run_jobs(&ctx, &mut batch[ran..], false)? {
+                return Ok(false);
+            }
+            ran = batch.len();
+            if batch.len() >= MAX_BATCH {
+                return Ok(true);
+            }
+            if take_queued(self.receiver, batch) {
+                continue;
+            }
+            if self.durability.is_synced(self.pending) {
+                return Ok(true);
+            }
+            let started = Instant::now();
+            self.durability.wait_synced(self.pending, POLL);
+            self.waited += started.elapsed();
+        }
+    }
+
+    /// Commits; `true` when the log sync was left to the reply thread. Sets `commit` to the
+    /// number the commit took.
+    fn commit_now(&self, commit: &mut Option<u64>) -> rusqlite::Result<bool> {
+        let started = Instant::now();
+        *commit = Some(self.durability.next_commit());
+        let (done, deferred) = if self.defer {
+            crossdock_sqlite_vfs::deferring_syncs(|| {
+                self.conn.prepare_cached("COMMIT")?.execute([])
+            })
+        } else {
+            (self.conn.prepare_cached("COMMIT")?.execute([]), false)
+        };
+        Counters::add(&self.counters.committing_ns, started.elapsed());
+        done.map(|_| deferred)
+    }
+}
+
+/// The reply thread: syncs the log for the commits that left it their sync (one sync for
+/// all those queued), then answers their requests.
+fn deliver(
+    handoffs: &std::sync::mpsc::Receiver<Handoff>,
+    wal: Option<&Path>,
+    counters: &Counters,
+    durability: &Durability,
+) {
+    while let Ok(first) = handoffs.recv() {
+        let mut group = vec![first];
+        group.extend(handoffs.try_iter());
+        deliver_group(group, wal, counters, durability);
+    }
+}
+
+fn deliver_group(
+    group: Vec<Handoff>,
+    wal: Option<&Path>,
+    counters: &Counters,
+    durability: &Durability,
+) {
+    let mut sync_error = None;
+    if group.iter().any(|h| h.sync) {
+        let started = Instant::now();
+        let synced = match wal {
+            Some(wal) => std::fs::File::open(wal).and_then(|file| file.sync_data()),
+            None => Ok(()),
+        };
+        Counters::add(&counters.syncing_ns, started.elapsed());
+        if let Err(e) = synced {
+            error!(error = %e, "Syncing the SQLite log failed; no later commit is acknowledged");
+            let reason = format!("syncing the log failed: {e}");
+            durability.fail(&reason);
+            sync_error = Some(reason);
+        }
+    }
+    if let Some(last) = group.iter().filter_map(|h| h.commit).max() {
+        durability.synced(last);
+    }
+    for handoff in group {
+        let error = handoff.error.or_else(|| sync_error.clone());
+        for job in handoff.jobs {
+            job.answer(error.as_deref());
         }
     }
 }
@@ -337,17 +538,29 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Job>, counters: &Counters) -> 
 /// check or a lost lease found first) is simply left out; one that fails after writing
 /// stops the run, which returns `false`.
 fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Result<bool> {
+    let ctx = Ctx {
+        conn,
+        now_us: begin(conn)?,
+    };
+    run_jobs(&ctx, batch, isolated)
+}
+
+/// Opens the batch's transaction; returns the batch's clock reading.
+fn begin(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let now_us: i64 = conn
-        .prepare_cached("SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER)")?
-        .query_row([], |row| row.get(0))?;
-    let ctx = Ctx { conn, now_us };
-    for job in batch.iter_mut() {
+    conn.prepare_cached("SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER)")?
+        .query_row([], |row| row.get(0))
+}
+
+/// Runs `jobs` in the open transaction (see [`run_all`]).
+fn run_jobs(ctx: &Ctx<'_>, jobs: &mut [Job], isolated: bool) -> rusqlite::Result<bool> {
+    let conn = ctx.conn;
+    for job in jobs.iter_mut() {
         if isolated {
             conn.prepare_cached("SAVEPOINT request")?.execute([])?;
         }
         let changes = conn.total_changes();
-        let ok = catch_unwind(AssertUnwindSafe(|| job.run(&ctx))).unwrap_or_else(|_| {
+        let ok = catch_unwind(AssertUnwindSafe(|| job.run(ctx))).unwrap_or_else(|_| {
             error!("A store write panicked; its changes are rolled back");
             false
         });
@@ -376,13 +589,6 @@ fn empty_wal(conn: &Connection) {
     if let Err(e) = emptied.and(restored) {
         warn!(error = %e, "Emptying the SQLite WAL failed; the next batch retries");
     }
-}
-
-fn commit(conn: &Connection, counters: &Counters) -> rusqlite::Result<()> {
-    let started = Instant::now();
-    let done = conn.prepare_cached("COMMIT")?.execute([]);
-    Counters::add(&counters.committing_ns, started.elapsed());
-    done.map(|_| ())
 }
 
 fn rollback(conn: &Connection) {
@@ -425,11 +631,22 @@ mod tests {
     /// Commits `requests` as one batch; returns which of them succeeded.
     fn run(conn: &Connection, counters: &Counters, requests: [(Job, Receiver); 3]) -> Vec<bool> {
         let (jobs, receivers): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
-        let (jobs, commit_error) = commit_batch(conn, jobs, counters);
-        assert_eq!(commit_error, None);
-        for job in jobs {
-            job.answer(None);
+        let (_sender, mut queue) = mpsc::channel::<Job>(1);
+        let durability = Durability::new();
+        let (handoff, _) = Batch {
+            conn,
+            receiver: &mut queue,
+            counters,
+            durability: &durability,
+            defer: false,
+            pending: 0,
+            waited: Duration::ZERO,
         }
+        .commit(jobs);
+        assert_eq!(handoff.error, None);
+        assert!(!handoff.sync, "an in-memory database syncs nothing");
+        deliver_group(vec![handoff], None, counters, &durability);
+        assert!(durability.is_synced(1));
         receivers
             .into_iter()
             .map(|mut r| r.try_recv().expect("answered").is_ok())
