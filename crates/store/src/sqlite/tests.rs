@@ -344,3 +344,34 @@ async fn a_reply_comes_after_the_log_sync_done_beside_the_writer() {
     );
     writer.close().await;
 }
+
+#[tokio::test]
+async fn after_a_failed_log_sync_nothing_is_acknowledged() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let path = scratch.0.join("hub.db");
+    let conn = connect::writer(&path).unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
+        .unwrap();
+    let writer = super::writer::Writer::start(conn, u64::MAX).unwrap();
+    let insert = |ctx: &super::writer::Ctx<'_>| {
+        ctx.conn
+            .execute("INSERT INTO t (x) VALUES (1)", [])
+            .map_err(super::rows::db)
+    };
+    writer.write(insert).await.expect("a durable write");
+    // The reply thread syncs the log by its path: without the file, the sync fails.
+    std::fs::remove_file(scratch.0.join("hub.db-wal")).unwrap();
+    let failed = writer.write(insert).await.expect_err("its sync failed");
+    assert!(
+        failed.to_string().contains("syncing the log failed"),
+        "{failed}"
+    );
+    let later = writer.write(insert).await.expect_err("nothing after it");
+    assert!(later.to_string().contains("restart the hub"), "{later}");
+    assert!(
+        writer.durability().settled().await.is_err(),
+        "reads fail too"
+    );
+    writer.close().await;
+}

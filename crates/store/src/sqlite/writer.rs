@@ -117,9 +117,11 @@ where
             ..
         } = *self;
         let outcome = match (commit_error, result) {
-            (Some(message), Some(Ok(_))) => Err(Error::Database(message.to_owned())),
-            (_, Some(result)) => result,
-            (_, None) => Err(Error::Database(
+            (_, Some(Err(e))) => Err(e),
+            // Committed nothing, or never ran (the batch was refused as a whole).
+            (Some(message), _) => Err(Error::Database(message.to_owned())),
+            (None, Some(Ok(value))) => Ok(value),
+            (None, None) => Err(Error::Database(
                 "the SQLite writer could not run the request (it panicked)".into(),
             )),
         };
@@ -169,8 +171,9 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn` (and the thread that delivers its replies); it
-    /// empties the WAL whenever the file passes `wal_limit` bytes.
+    /// Starts the writer thread on `conn` (and the thread that syncs the log for its
+    /// commits and delivers its replies); it starts the WAL over whenever the file passes
+    /// `wal_limit` bytes.
     pub(crate) fn start(conn: Connection, wal_limit: u64) -> Result<Self> {
         let (sender, receiver) = mpsc::channel::<Job>(QUEUE_DEPTH);
         let (handoffs, delivery) = std::sync::mpsc::channel::<Handoff>();
@@ -507,8 +510,12 @@ fn deliver_group(
     counters: &Counters,
     durability: &Durability,
 ) {
-    let mut sync_error = None;
-    if group.iter().any(|h| h.sync) {
+    // After a failed sync nothing is acknowledged: the file system may have dropped the
+    // pages it could not write, which later commits build on.
+    let mut sync_error = durability
+        .failure()
+        .map(|reason| format!("the SQLite log could not be made durable ({reason})"));
+    if sync_error.is_none() && group.iter().any(|h| h.sync) {
         let started = Instant::now();
         let synced = match wal {
             Some(wal) => std::fs::File::open(wal).and_then(|file| file.sync_data()),
