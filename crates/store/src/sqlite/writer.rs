@@ -330,7 +330,9 @@ fn run(
         }
         .commit(batch);
         Counters::add(&counters.busy_ns, started.elapsed().saturating_sub(waited));
-        counters.commits.fetch_add(1, Ordering::Relaxed);
+        if handoff.commit.is_some() {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+        }
         counters
             .requests
             .fetch_add(handoff.jobs.len() as u64, Ordering::Relaxed);
