@@ -25,6 +25,17 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir.join("test.db")
 }
 
+/// A fresh database named `name` opened through the VFS, with the table `t`; its path.
+fn with_table(name: &str) -> (Connection, std::path::PathBuf) {
+    let vfs = register().expect("register");
+    assert_eq!(vfs, NAME);
+    let path = scratch(name);
+    let conn = open(&path, Some(vfs));
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .expect("create");
+    (conn, path)
+}
+
 fn count(conn: &Connection) -> i64 {
     conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))
         .expect("count")
@@ -45,12 +56,7 @@ fn insert(conn: &Connection, from: i64, rows: i64) {
 
 #[test]
 fn a_commit_of_many_pages_reaches_the_wal_in_a_few_writes() {
-    let vfs = register().expect("register");
-    assert_eq!(vfs, NAME);
-    let path = scratch("one-write");
-    let conn = open(&path, Some(vfs));
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-        .expect("create");
+    let (conn, path) = with_table("one-write");
     let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
     let before = wal_writes();
     // ~200 rows of 1 KiB: about 50 pages, so 100 frame writes without the buffer, and with
@@ -76,12 +82,8 @@ fn a_commit_of_many_pages_reaches_the_wal_in_a_few_writes() {
 
 #[test]
 fn commits_survive_reopening_and_the_log_stays_consistent() {
-    let vfs = register().expect("register");
-    let path = scratch("reopen");
-    {
-        let conn = open(&path, Some(vfs));
-        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-            .expect("create");
+    let path = {
+        let (conn, path) = with_table("reopen");
         for batch in 0..20 {
             insert(&conn, batch * 50, 50);
         }
@@ -107,7 +109,8 @@ fn commits_survive_reopening_and_the_log_stays_consistent() {
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .expect("checkpoint");
         insert(&conn, 500_000, 10);
-    }
+        path
+    };
     // Reopened without the VFS (its buffers are gone): everything committed is there.
     let conn = open(&path, None);
     assert_eq!(count(&conn), 2010);
@@ -119,11 +122,7 @@ fn commits_survive_reopening_and_the_log_stays_consistent() {
 
 #[test]
 fn a_deferred_commit_sync_is_left_to_the_caller_and_other_syncs_are_done() {
-    let vfs = register().expect("register");
-    let path = scratch("deferred");
-    let conn = open(&path, Some(vfs));
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-        .expect("create");
+    let (conn, path) = with_table("deferred");
     // A commit outside `deferring_syncs` syncs in place.
     let before = wal_syncs();
     insert(&conn, 0, 10);
@@ -134,7 +133,7 @@ fn a_deferred_commit_sync_is_left_to_the_caller_and_other_syncs_are_done() {
     let ((), deferred) = deferring_syncs(|| insert(&conn, 10, 10));
     assert!(deferred, "the commit's sync was handed to the caller");
     assert_eq!(wal_syncs(), before, "no sync was done in place");
-    let other = open(&path, Some(vfs));
+    let other = open(&path, Some(NAME));
     assert_eq!(count(&other), 20);
     // A read-only transaction asks for no sync.
     let (n, deferred) = deferring_syncs(|| count(&conn));
@@ -157,6 +156,6 @@ fn a_deferred_commit_sync_is_left_to_the_caller_and_other_syncs_are_done() {
         .and_then(|wal| wal.sync_data())
         .expect("sync the log");
     drop(conn);
-    let conn = open(&path, Some(vfs));
+    let conn = open(&path, Some(NAME));
     assert_eq!(count(&conn), 30);
 }

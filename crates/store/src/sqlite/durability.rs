@@ -20,10 +20,10 @@ use crate::error::{Error, Result};
 /// Commit numbers taken and made durable, and the failure that stopped them, if any.
 pub(crate) struct Durability {
     committed: AtomicU64,
-    /// The highest durable commit number, for reads (async).
+    /// The highest durable commit number: reads wait on it (async), the writer thread
+    /// through `changed` (changes are made holding `lock`, so a wake-up is not missed).
     synced: watch::Sender<u64>,
-    /// The same, for the writer thread (blocking).
-    synced_now: Mutex<u64>,
+    lock: Mutex<()>,
     changed: Condvar,
     /// Why a log sync failed: no commit after it can be reported durable.
     failure: Mutex<Option<String>>,
@@ -34,7 +34,7 @@ impl Durability {
         Self {
             committed: AtomicU64::new(0),
             synced: watch::Sender::new(0),
-            synced_now: Mutex::new(0),
+            lock: Mutex::new(()),
             changed: Condvar::new(),
             failure: Mutex::new(None),
         }
@@ -47,14 +47,13 @@ impl Durability {
 
     /// Records that every commit up to `commit` is durable (or failed: made nothing visible).
     pub(crate) fn synced(&self, commit: u64) {
+        let guard = self.lock.lock();
         self.synced.send_if_modified(|synced| {
             let moved = commit > *synced;
             *synced = (*synced).max(commit);
             moved
         });
-        if let Ok(mut synced) = self.synced_now.lock() {
-            *synced = (*synced).max(commit);
-        }
+        drop(guard);
         self.changed.notify_all();
     }
 
@@ -71,9 +70,16 @@ impl Durability {
         self.failure.lock().ok().and_then(|f| f.clone())
     }
 
+    /// What a request or a read is told once a log sync has failed.
+    pub(crate) fn failure_message(&self) -> Option<String> {
+        self.failure().map(|reason| {
+            format!("the SQLite log could not be made durable ({reason}); restart the hub")
+        })
+    }
+
     /// Whether commit `commit` is durable (or failed).
     pub(crate) fn is_synced(&self, commit: u64) -> bool {
-        self.synced_now.lock().is_ok_and(|synced| *synced >= commit)
+        *self.synced.borrow() >= commit
     }
 
     /// Whether every commit taken so far is durable (a read would not wait).
@@ -84,10 +90,10 @@ impl Durability {
 
     /// Waits at most `limit` for commit `commit` to be durable (writer thread).
     pub(crate) fn wait_synced(&self, commit: u64, limit: Duration) {
-        if let Ok(synced) = self.synced_now.lock() {
+        if let Ok(guard) = self.lock.lock() {
             let _ = self
                 .changed
-                .wait_timeout_while(synced, limit, |synced| *synced < commit);
+                .wait_timeout_while(guard, limit, |()| !self.is_synced(commit));
         }
     }
 
@@ -98,15 +104,13 @@ impl Durability {
     /// A log sync failed: what the read saw may not be durable.
     pub(crate) async fn settled(&self) -> Result<()> {
         let commit = self.committed.load(Ordering::SeqCst);
-        if *self.synced.borrow() < commit {
+        if !self.is_synced(commit) {
             let mut synced = self.synced.subscribe();
             // The sender lives as long as `self`.
             let _ = synced.wait_for(|synced| *synced >= commit).await;
         }
-        match self.failure() {
-            Some(reason) => Err(Error::Database(format!(
-                "the SQLite log could not be made durable: {reason}"
-            ))),
+        match self.failure_message() {
+            Some(message) => Err(Error::Database(message)),
             None => Ok(()),
         }
     }
@@ -140,7 +144,7 @@ mod tests {
             .expect("settled once commit 2 is durable")
             .unwrap()
             .expect("no failure");
-        // A later commit does not hold up a read that ended before it.
+        // An older number never moves it back.
         durability.synced(1);
         assert!(durability.is_synced(second), "never goes back");
     }

@@ -234,17 +234,26 @@ async fn lease_stays_fast_with_100k_tasks_and_orders() {
     store.close().await;
 }
 
+/// A writer alone (no checkpoint thread) on `hub.db` in `scratch`, after `schema`, starting
+/// the WAL over past `limit` bytes.
+fn lone_writer(scratch: &Scratch, schema: &str, limit: u64) -> super::writer::Writer {
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let conn = connect::writer(&scratch.0.join("hub.db")).unwrap();
+    conn.execute_batch(schema).unwrap();
+    super::writer::Writer::start(conn, limit).unwrap()
+}
+
 #[tokio::test]
 async fn the_writer_starts_over_a_wal_that_passes_its_limit_keeping_the_file() {
     let scratch = Scratch::new();
-    std::fs::create_dir_all(&scratch.0).unwrap();
     let path = scratch.0.join("hub.db");
     let wal = scratch.0.join("hub.db-wal");
-    let conn = connect::writer(&path).unwrap();
-    conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB NOT NULL)")
-        .unwrap();
     let limit = 512 * 1024;
-    let writer = super::writer::Writer::start(conn, limit).unwrap();
+    let writer = lone_writer(
+        &scratch,
+        "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB NOT NULL)",
+        limit,
+    );
     // 2 MiB in 128 commits, with no checkpoint thread: only the writer can empty the log.
     let mut largest = 0;
     // Sizes of the file once it has passed the limit: the log starts over inside it.
@@ -318,11 +327,7 @@ async fn the_writer_counts_its_group_commits() {
 #[tokio::test]
 async fn a_reply_comes_after_the_log_sync_done_beside_the_writer() {
     let scratch = Scratch::new();
-    std::fs::create_dir_all(&scratch.0).unwrap();
-    let conn = connect::writer(&scratch.0.join("hub.db")).unwrap();
-    conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
-        .unwrap();
-    let writer = super::writer::Writer::start(conn, u64::MAX).unwrap();
+    let writer = lone_writer(&scratch, "CREATE TABLE t (x INTEGER NOT NULL)", u64::MAX);
     let durability = writer.durability();
     for n in 0..20 {
         writer
@@ -348,12 +353,7 @@ async fn a_reply_comes_after_the_log_sync_done_beside_the_writer() {
 #[tokio::test]
 async fn after_a_failed_log_sync_nothing_is_acknowledged() {
     let scratch = Scratch::new();
-    std::fs::create_dir_all(&scratch.0).unwrap();
-    let path = scratch.0.join("hub.db");
-    let conn = connect::writer(&path).unwrap();
-    conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
-        .unwrap();
-    let writer = super::writer::Writer::start(conn, u64::MAX).unwrap();
+    let writer = lone_writer(&scratch, "CREATE TABLE t (x INTEGER NOT NULL)", u64::MAX);
     let insert = |ctx: &super::writer::Ctx<'_>| {
         ctx.conn
             .execute("INSERT INTO t (x) VALUES (1)", [])

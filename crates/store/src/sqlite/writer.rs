@@ -394,10 +394,8 @@ impl Batch<'_> {
     /// Runs and commits `batch`, taking in the requests that arrive while the previous
     /// commit's sync runs; returns its requests to answer and the time spent waiting.
     fn commit(mut self, mut batch: Vec<Job>) -> (Handoff, Duration) {
-        if let Some(reason) = self.durability.failure() {
-            let error = Some(format!(
-                "the SQLite log could not be made durable ({reason}); restart the hub"
-            ));
+        if let Some(error) = self.durability.failure_message() {
+            let error = Some(error);
             let handoff = Handoff {
                 jobs: batch,
                 error,
@@ -514,9 +512,7 @@ fn deliver_group(
 ) {
     // After a failed sync nothing is acknowledged: the file system may have dropped the
     // pages it could not write, which later commits build on.
-    let mut sync_error = durability
-        .failure()
-        .map(|reason| format!("the SQLite log could not be made durable ({reason})"));
+    let mut sync_error = durability.failure_message();
     if sync_error.is_none() && group.iter().any(|h| h.sync) {
         let started = Instant::now();
         let synced = match wal {
