@@ -21,7 +21,8 @@ use crate::cli::BenchArgs;
 
 /// Runs the benchmark.
 pub async fn run(args: BenchArgs) -> Result<()> {
-    let temp = tempdir()?;
+    let temp = BenchDir::new()?;
+    let temp = &temp.0;
     let (location, baseline) = match args.store.as_deref() {
         Some(url) if url.starts_with("postgres") => {
             let rate =
@@ -302,8 +303,46 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn tempdir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("crossdock-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+/// The run's scratch directory (the default store and the baseline's file): empty when the
+/// run starts — a directory left by an earlier process with the same id would otherwise hand
+/// this run a finished database — and removed when the run ends.
+struct BenchDir(PathBuf);
+
+impl BenchDir {
+    fn new() -> Result<Self> {
+        Self::at(std::env::temp_dir().join(format!("crossdock-bench-{}", std::process::id())))
+    }
+
+    fn at(dir: PathBuf) -> Result<Self> {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("emptying {}", dir.display()));
+            }
+            _ => {}
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BenchDir;
+
+    #[test]
+    fn the_scratch_directory_starts_empty_and_is_removed() {
+        let dir = std::env::temp_dir().join(format!("crossdock-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bench.sqlite"), b"an earlier run's database").unwrap();
+        let scratch = BenchDir::at(dir.clone()).unwrap();
+        assert_eq!(std::fs::read_dir(&scratch.0).unwrap().count(), 0);
+        drop(scratch);
+        assert!(!dir.exists());
+    }
 }
