@@ -162,6 +162,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         .step_latency_quantile(0.99)
         .unwrap_or_default();
     println!(
+        "chained steps: {} ({:.0}% of steps leased with the commit of the step before)",
+        metrics.steps_chained,
+        metrics.steps_chained as f64 * 100.0 / steps.max(1) as f64
+    );
+    println!(
         "step latency: p50 {:.2} ms, p99 {:.2} ms",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3

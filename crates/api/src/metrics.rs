@@ -9,6 +9,7 @@
 //! | `crossdock_order_stage_duration_seconds` | gauge | `stage`, `quantile` (0.5, 0.95) — business cycle times |
 //! | `crossdock_retries_total` | counter | `lane`, `class` |
 //! | `crossdock_dead_lettered_total` | counter | — |
+//! | `crossdock_steps_chained_total` | counter | — (tasks leased with the commit of the step before) |
 //! | `crossdock_dead_letters_open` | gauge | — (DLQ size) |
 //! | `crossdock_lane_queue_depth` | gauge | `lane`, `state` (`pending`, `due`, `leased`, `blocked`) |
 //! | `crossdock_lane_oldest_pending_seconds` | gauge | `lane` |
@@ -225,6 +226,17 @@ pub async fn render(ops: &Ops) -> Result<String, crossdock_store::Error> {
         "crossdock_dead_lettered_total",
         &[],
         snapshot.dead_lettered as f64,
+    );
+
+    out.family(
+        "crossdock_steps_chained_total",
+        "counter",
+        "Tasks leased with the commit of the step before them (no separate lease).",
+    );
+    out.sample(
+        "crossdock_steps_chained_total",
+        &[],
+        snapshot.steps_chained as f64,
     );
 
     out.family(

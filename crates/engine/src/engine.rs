@@ -2,8 +2,8 @@
 //! record every outcome (success, retry with backoff, dead letter) with a timeline entry.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,9 +23,10 @@ use tracing::{debug, info, warn};
 
 use crate::apply::{LoadError, Loaded, stream_id};
 use crate::cache::OrderCache;
+use crate::chain::{Call, Reserved};
 use crate::config::EngineConfig;
 use crate::handlers::{self, Outcome};
-use crate::lane::{BreakerState, Lane};
+use crate::lane::{BreakerState, Lane, Slot};
 use crate::metrics::Metrics;
 use crate::retry::Next;
 
@@ -57,6 +58,10 @@ pub struct Engine {
     pub(crate) cache: OrderCache,
     lanes: BTreeMap<LaneName, Lane>,
     wake: BTreeMap<LaneName, Arc<Notify>>,
+    // This engine, for starting calls from `&self` (an accepted message's first step).
+    me: Weak<Engine>,
+    // While `run` runs: its calls and its shutdown signal.
+    running: OnceLock<(TaskTracker, CancellationToken)>,
 }
 
 impl Engine {
@@ -71,7 +76,9 @@ impl Engine {
             .map(|lane| (lane, Arc::new(Notify::new())))
             .collect();
         let cache = OrderCache::new(parts.config.order_cache);
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            running: OnceLock::new(),
             store: parts.store,
             erp: parts.erp,
             salesforce: parts.salesforce,
@@ -196,46 +203,65 @@ impl Engine {
         let kind = message.body.kind();
         let body = serde_json::to_value(&message.body).map_err(|e| SinkError(e.to_string()))?;
         let correlation = format!("{}:{}", message.source, message.message_id);
-        let accepted = self
+        // While the engine runs, the message's first step is leased with the message and run
+        // at once when the hub lane has room (see `crate::chain`).
+        let running = self.running.get().filter(|(_, stop)| !stop.is_cancelled());
+        let reserved = running.and_then(|_| self.reserve_one(LaneName::Hub, None));
+        let claim = reserved
+            .as_ref()
+            .map(|_| self.claim_request(LaneName::Hub, self.clock.now()));
+        let (accepted, leased) = self
             .store
-            .accept_inbound(NewInbound {
-                source: message.source.as_str().to_owned(),
-                message_id: message.message_id.clone(),
-                kind: kind.clone(),
-                key: key.clone(),
-                received_at: message.received_at,
-                raw: message.raw,
-                body: body.clone(),
-                task: Some(NewTask {
-                    lane: LaneName::Hub.as_str().to_owned(),
-                    kind: "inbound".to_owned(),
-                    key,
-                    dedupe: None,
-                    idempotency_key: correlation.clone(),
-                    // What the handler needs of the message rides in the task, so that
-                    // processing it does not read the inbox row back.
-                    payload: json!({
-                        "correlation": correlation,
-                        "source": message.source.as_str(),
-                        "message_id": message.message_id,
-                        "body": body,
+            .accept_inbound_leasing(
+                NewInbound {
+                    source: message.source.as_str().to_owned(),
+                    message_id: message.message_id.clone(),
+                    kind: kind.clone(),
+                    key: key.clone(),
+                    received_at: message.received_at,
+                    raw: message.raw,
+                    body: body.clone(),
+                    task: Some(NewTask {
+                        lane: LaneName::Hub.as_str().to_owned(),
+                        kind: "inbound".to_owned(),
+                        key,
+                        dedupe: None,
+                        idempotency_key: correlation.clone(),
+                        // What the handler needs of the message rides in the task, so that
+                        // processing it does not read the inbox row back.
+                        payload: json!({
+                            "correlation": correlation,
+                            "source": message.source.as_str(),
+                            "message_id": message.message_id,
+                            "body": body,
+                        }),
+                        due_at: message.received_at,
+                        blocking: false,
+                        order_id: match &message.body {
+                            crossdock_ports::inbound::Inbound::Order { order, .. } => {
+                                Some(order.to_string())
+                            }
+                            _ => None,
+                        },
                     }),
-                    due_at: message.received_at,
-                    blocking: false,
-                    order_id: match &message.body {
-                        crossdock_ports::inbound::Inbound::Order { order, .. } => {
-                            Some(order.to_string())
-                        }
-                        _ => None,
-                    },
-                }),
-            })
+                },
+                claim,
+            )
             .await
             .map_err(|e| SinkError(e.to_string()))?;
         Ok(match accepted {
             crossdock_store::Accepted::New(_) => {
                 self.metrics.inbound_new.fetch_add(1, Ordering::Relaxed);
-                self.wake(LaneName::Hub);
+                let call = reserved
+                    .zip(leased)
+                    .and_then(|(reservation, lease)| reservation.call(lease));
+                match (call, running, self.me.upgrade()) {
+                    (Some(call), Some((calls, stop)), Some(engine)) => {
+                        self.metrics.steps_chained.fetch_add(1, Ordering::Relaxed);
+                        engine.start(call, calls, stop);
+                    }
+                    _ => self.wake(LaneName::Hub),
+                }
                 Accepted::New
             }
             crossdock_store::Accepted::Duplicate(_) => {
@@ -252,6 +278,9 @@ impl Engine {
     /// period, and releases the leases of whatever is left.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let calls = TaskTracker::new();
+        if self.running.set((calls.clone(), shutdown.clone())).is_err() {
+            warn!("The engine runs already; this run starts no claimed calls");
+        }
         let mut loops = Vec::new();
         for lane in LaneName::ALL {
             let engine = Arc::clone(&self);
@@ -364,20 +393,48 @@ impl Engine {
                 leases.into_iter().map(|l| vec![l]).collect()
             };
             for group in groups {
-                let permit = lane.permit().await;
+                let slot = lane.permit().await;
                 lane.wait_for_token().await;
-                let engine = Arc::clone(&self);
-                let lane = lane.clone();
-                calls.spawn(async move {
-                    engine.execute(lane_name, &lane, group).await;
-                    drop(permit);
-                    lane.notify_slot();
-                });
+                self.start(
+                    Call {
+                        lane: lane_name,
+                        leases: group,
+                        slot,
+                    },
+                    &calls,
+                    &shutdown,
+                );
             }
         }
     }
 
-    async fn execute(&self, lane_name: LaneName, lane: &Lane, leases: Vec<Lease>) {
+    /// Runs `call` in its own task, then the calls its commits claimed (see [`crate::chain`]):
+    /// the first in the same task, the others in tasks of their own.
+    fn start(self: &Arc<Self>, call: Call, calls: &TaskTracker, shutdown: &CancellationToken) {
+        let engine = Arc::clone(self);
+        let tracker = calls.clone();
+        let stop = shutdown.clone();
+        calls.spawn(async move {
+            let mut call = call;
+            loop {
+                let mut next = engine.execute(call, !stop.is_cancelled()).await;
+                let Some(first) = next.pop() else { break };
+                for other in next {
+                    engine.start(other, &tracker, &stop);
+                }
+                call = first;
+            }
+        });
+    }
+
+    /// Runs one call and settles its leases; returns the calls their commits claimed.
+    async fn execute(&self, call: Call, chain: bool) -> Vec<Call> {
+        let Call {
+            lane: lane_name,
+            leases,
+            slot,
+        } = call;
+        let lane = &self.lanes[&lane_name];
         let started = tokio::time::Instant::now();
         let timeout = Duration::from_millis(lane.config().timeout_ms);
         let kind = leases[0].task.kind.clone();
@@ -400,11 +457,25 @@ impl Engine {
         if lane_name == LaneName::Salesforce {
             self.pace_salesforce(lane);
         }
+        // The call's own slot may carry the next step of a lone lease's work.
+        let mut own = (chain && leases.len() == 1).then_some(slot);
+        let mut next = Vec::new();
         for (lease, outcome) in leases.iter().zip(outcomes) {
             let outcome = self.recheck(lease.token, outcome);
-            let committed = self.settle(lane_name, lease, outcome, latency, &kind).await;
+            let (committed, claimed) = self
+                .settle(
+                    lane_name,
+                    lease,
+                    outcome,
+                    latency,
+                    &kind,
+                    chain.then_some(&mut own),
+                )
+                .await;
             self.cache.finish(lease.token, committed);
+            next.extend(claimed);
         }
+        next
     }
 
     fn pace_salesforce(&self, lane: &Lane) {
@@ -432,6 +503,8 @@ impl Engine {
         }
     }
 
+    /// Records the outcome of one lease; returns whether its decision committed, and the
+    /// calls its commit claimed (only with `own`, the call's slot for chaining, if any).
     async fn settle(
         &self,
         lane_name: LaneName,
@@ -439,7 +512,8 @@ impl Engine {
         outcome: Outcome,
         latency: Duration,
         kind: &str,
-    ) -> bool {
+        own: Option<&mut Option<Slot>>,
+    ) -> (bool, Vec<Call>) {
         let task = &lease.task;
         let now = self.clock.now();
         let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
@@ -456,26 +530,48 @@ impl Engine {
                         decision.auto_resolve = Some((order.clone(), task.kind.clone()));
                     }
                 }
+                let reserved = match own {
+                    Some(own) => self.reserve(&mut decision, lane_name, own),
+                    None => Reserved::default(),
+                };
+                // Lanes with new tasks left to their dispatchers.
+                let mut unclaimed: Vec<LaneName> = decision
+                    .tasks
+                    .iter()
+                    .filter_map(|t| LaneName::parse(&t.lane))
+                    .collect();
                 return match self.store.complete(lease, decision).await {
                     Ok(committed) => {
                         self.metrics.step(lane_name.as_str(), kind, latency);
-                        if !committed.task_ids.is_empty() {
-                            for lane in LaneName::ALL {
-                                self.wake(lane);
+                        for leased in &committed.leased {
+                            let lane = unclaimed
+                                .iter()
+                                .position(|l| l.as_str() == leased.task.lane);
+                            if let Some(at) = lane {
+                                unclaimed.swap_remove(at);
                             }
                         }
-                        true
+                        if !committed.task_ids.is_empty() {
+                            for lane in LaneName::ALL {
+                                if unclaimed.contains(&lane) {
+                                    self.wake(lane);
+                                }
+                            }
+                        }
+                        (true, self.claimed(reserved, committed.leased))
                     }
                     Err(error) if error.kind() == crossdock_store::ErrorKind::Conflict => {
+                        drop(reserved);
                         // Another step of the same order committed first: decide again.
                         let failure = Failure::conflict(error.to_string());
                         self.fail(lane_name, lease, failure, Decision::default(), latency_ms)
                             .await;
-                        false
+                        (false, Vec::new())
                     }
                     Err(error) => {
+                        drop(reserved);
                         warn!(task = task.id, %error, "Could not complete task");
-                        false
+                        (false, Vec::new())
                     }
                 };
             }
@@ -490,7 +586,7 @@ impl Engine {
                     .await;
             }
         }
-        false
+        (false, Vec::new())
     }
 
     async fn defer(&self, lane_name: LaneName, lease: &Lease, reason: String, latency_ms: i64) {

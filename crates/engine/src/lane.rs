@@ -87,6 +87,22 @@ struct Inner {
     rate_factor: f64,
 }
 
+/// A concurrency slot of a lane, held for one call; dropping it frees the slot and wakes the
+/// lane's dispatcher.
+#[derive(Debug)]
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Free the slot first, so the woken dispatcher sees it free.
+        drop(self.permit.take());
+        self.freed.notify_one();
+    }
+}
+
 /// Runtime state of a lane, shared by its workers.
 #[derive(Debug, Clone)]
 pub struct Lane {
@@ -149,21 +165,30 @@ impl Lane {
     }
 
     /// Waits for a concurrency slot.
-    pub async fn permit(&self) -> OwnedSemaphorePermit {
-        Arc::clone(&self.permits)
+    pub async fn permit(&self) -> Slot {
+        let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
-            .unwrap_or_else(|_| unreachable!("lane semaphores are never closed"))
+            .unwrap_or_else(|_| unreachable!("lane semaphores are never closed"));
+        self.slot(permit)
+    }
+
+    /// A concurrency slot if one is free now.
+    pub fn try_permit(&self) -> Option<Slot> {
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
+        Some(self.slot(permit))
+    }
+
+    fn slot(&self, permit: OwnedSemaphorePermit) -> Slot {
+        Slot {
+            permit: Some(permit),
+            freed: Arc::clone(&self.slot),
+        }
     }
 
     /// Waits until a concurrency slot is released.
     pub async fn slot_freed(&self) {
         self.slot.notified().await;
-    }
-
-    /// Signals that a concurrency slot was released.
-    pub fn notify_slot(&self) {
-        self.slot.notify_one();
     }
 
     /// When the lane takes no new work (throttle pause, open breaker, probe in flight), until when.
@@ -243,6 +268,29 @@ impl Lane {
             inner.tokens -= 1.0;
         }
         Wait::Ready
+    }
+
+    /// Whether a call may start at once (breaker closed, not paused) and, if so, takes a
+    /// token as [`Lane::try_call`] does. For work the lane did not queue for (an order's
+    /// next step claimed at commit): it never probes a half-open breaker.
+    pub fn try_call_now(&self) -> bool {
+        {
+            let inner = self.lock();
+            if inner.breaker != BreakerState::Closed
+                || inner
+                    .paused_until
+                    .is_some_and(|until| Instant::now() < until)
+            {
+                return false;
+            }
+        }
+        self.try_call() == Wait::Ready
+    }
+
+    /// Returns a token taken for a call that did not happen.
+    pub fn refund_token(&self) {
+        let mut inner = self.lock();
+        inner.tokens = (inner.tokens + 1.0).min(f64::from(self.config.burst.max(1)));
     }
 
     /// Records the outcome of a call: failures open the breaker, throttling pauses the lane.

@@ -6,6 +6,7 @@
 //! - [`lane`]: concurrency limit, token bucket, circuit breaker and throttle pause per
 //!   downstream.
 //! - [`retry`]: retry policies as data.
+//! - `chain`: an order's next step leased with the commit of the step before, and run at once.
 //! - [`apply`]: commands → decide → events → follow-up tasks, summary and timeline, in one
 //!   store decision.
 //! - [`poller`]: the ERP change-feed subscriber.
@@ -16,6 +17,7 @@
 pub mod apply;
 pub mod bus;
 mod cache;
+mod chain;
 pub mod checkpoints;
 pub mod config;
 pub mod describe;

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub inbound_refused: AtomicU64,
     /// Tasks dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Tasks leased with the commit of the step before them (chained, no separate lease).
+    pub steps_chained: AtomicU64,
     labelled: Mutex<Labelled>,
     samples: Mutex<Vec<u32>>,
     step_samples: Mutex<BTreeMap<String, Vec<u32>>>,
@@ -80,6 +82,8 @@ pub struct Snapshot {
     pub inbound_refused: u64,
     /// Dead-lettered tasks.
     pub dead_lettered: u64,
+    /// Tasks leased with the commit of the step before them.
+    pub steps_chained: u64,
     /// Retries by (lane, failure class).
     pub retries: BTreeMap<(String, String), u64>,
     /// Successful steps by task step name.
@@ -200,6 +204,7 @@ impl Metrics {
             inbound_duplicate: self.inbound_duplicate.load(Ordering::Relaxed),
             inbound_refused: self.inbound_refused.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            steps_chained: self.steps_chained.load(Ordering::Relaxed),
             retries: labelled.retries.clone(),
             steps: labelled.steps.clone(),
             events: labelled.events.clone(),

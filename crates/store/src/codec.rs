@@ -49,6 +49,41 @@ pub(crate) fn with_inbox_id(payload: &serde_json::Value, id: i64) -> Result<serd
     }
 }
 
+/// A task payload rendered as JSON text without its inbox id, so that the id (known only
+/// once the inbox row is inserted) is spliced in without touching the JSON tree again.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) struct PayloadAwaitingInboxId(String);
+
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+impl PayloadAwaitingInboxId {
+    /// Renders `payload` (a JSON object, or null for an empty one).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] as [`with_inbox_id`].
+    pub(crate) fn new(payload: &serde_json::Value) -> Result<Self> {
+        match payload {
+            serde_json::Value::Object(map) if map.contains_key("inbox_id") => {
+                let mut map = map.clone();
+                map.remove("inbox_id");
+                Ok(Self(serde_json::Value::Object(map).to_string()))
+            }
+            serde_json::Value::Object(_) => Ok(Self(payload.to_string())),
+            serde_json::Value::Null => Ok(Self("{}".to_owned())),
+            other => Err(Error::Invalid(format!(
+                "the task of an inbound message needs a JSON object payload, not {other}"
+            ))),
+        }
+    }
+
+    /// The payload's text with `"inbox_id": id` added.
+    pub(crate) fn with(&self, id: i64) -> String {
+        match self.0.strip_prefix('{') {
+            Some("}") | None => format!("{{\"inbox_id\":{id}}}"),
+            Some(rest) => format!("{{\"inbox_id\":{id},{rest}"),
+        }
+    }
+}
+
 /// Parses stored JSON text.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value> {
@@ -96,6 +131,24 @@ mod tests {
         );
         assert!(matches!(
             with_inbox_id(&serde_json::json!([1]), 3),
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_rendered_payload_takes_its_inbox_id_as_the_tree_would() {
+        for payload in [
+            serde_json::json!({ "correlation": "c", "body": { "lines": [1, 2] } }),
+            serde_json::json!({ "inbox_id": -1, "correlation": "c" }),
+            serde_json::json!({}),
+            serde_json::Value::Null,
+        ] {
+            let rendered = PayloadAwaitingInboxId::new(&payload).unwrap().with(42);
+            let parsed: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+            assert_eq!(parsed, with_inbox_id(&payload, 42).unwrap(), "{payload}");
+        }
+        assert!(matches!(
+            PayloadAwaitingInboxId::new(&serde_json::json!("text")),
             Err(Error::Invalid(_))
         ));
     }

@@ -57,6 +57,8 @@ mod suite {
             => inbox::dedupes_by_source_and_message_id;
         sqlite_inbox_dedupes_concurrent_accepts, postgres_inbox_dedupes_concurrent_accepts
             => inbox::dedupes_concurrent_accepts;
+        sqlite_inbox_accept_leasing_claims_a_ready_task, postgres_inbox_accept_leasing_claims_a_ready_task
+            => inbox::accept_leasing_claims_a_ready_task;
         sqlite_inbound_status_follows_decisions, postgres_inbound_status_follows_decisions
             => inbox::status_follows_decisions;
 
@@ -83,6 +85,8 @@ mod suite {
             => queue::dedupe_collapses_pending_but_not_leased;
         sqlite_complete_is_atomic_with_its_decision, postgres_complete_is_atomic_with_its_decision
             => queue::complete_is_atomic_with_its_decision;
+        sqlite_complete_claims_the_next_ready_tasks, postgres_complete_claims_the_next_ready_tasks
+            => queue::complete_claims_the_next_ready_tasks;
         sqlite_release_all_returns_leases_without_an_attempt, postgres_release_all_returns_leases_without_an_attempt
             => queue::release_all_returns_leases_without_an_attempt;
         sqlite_lane_depths_count_by_state, postgres_lane_depths_count_by_state

@@ -6,7 +6,7 @@ use crate::events::StreamAppend;
 use crate::inbox::InboundStatus;
 use crate::journal::{AuditEntry, TimelineEntry};
 use crate::projections::{AccountRow, ExternalRef, InventoryRow, OrderRow, SyncMark};
-use crate::tasks::NewTask;
+use crate::tasks::{Lease, LeaseRequest, NewTask};
 
 /// Writes that succeed or fail together.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +36,13 @@ pub struct Decision {
     /// Open dead letters of this order and task kind become `auto_resolved` (a later attempt
     /// of the same step succeeded); the dead tasks of blocking ones leave the queue.
     pub auto_resolve: Option<(String, String)>,
+    /// Leases to take, after the other writes and in the same transaction, on the tasks
+    /// this decision enqueues: per request, up to `limit` of its lane's new tasks that are
+    /// then ready (their key's head, due by `now`, no lease of their key in flight), oldest
+    /// first, leased as [`crate::Store::lease`] would lease them. The engine uses it to run an
+    /// order's next step without a separate lease round trip.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claim: Vec<LeaseRequest>,
 }
 
 impl Decision {
@@ -46,7 +53,7 @@ impl Decision {
 }
 
 /// What a committed decision produced.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Committed {
     /// New stream version (when events were appended).
     pub version: Option<i64>,
@@ -56,4 +63,6 @@ pub struct Committed {
     pub task_ids: Vec<i64>,
     /// Dead letters auto-resolved.
     pub auto_resolved: u64,
+    /// Leases taken by the decision's `claim`, oldest task first.
+    pub leased: Vec<Lease>,
 }

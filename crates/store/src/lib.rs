@@ -103,7 +103,21 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`Error::Invalid`] when the task payload is neither a JSON object nor null (it must
     /// take `"inbox_id"`).
-    async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted>;
+    async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted> {
+        Ok(self.accept_inbound_leasing(message, None).await?.0)
+    }
+
+    /// [`Store::accept_inbound`], and when the message is new and its task is ready on
+    /// `claim`'s lane, leases the task in the same transaction (as a decision's
+    /// [`Decision::claim`] does), so that the caller runs it at once.
+    ///
+    /// # Errors
+    /// As [`Store::accept_inbound`].
+    async fn accept_inbound_leasing(
+        &self,
+        message: NewInbound,
+        claim: Option<LeaseRequest>,
+    ) -> Result<(Accepted, Option<Lease>)>;
 
     /// One inbound message.
     async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>>;

@@ -93,7 +93,7 @@ pub struct Task {
 }
 
 /// What to lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRequest {
     /// Lane to lease from.
     pub lane: String,
@@ -104,6 +104,7 @@ pub struct LeaseRequest {
     /// Lease duration.
     pub lease_for: Duration,
     /// Current time (from the engine's clock).
+    #[serde(with = "time::serde::rfc3339")]
     pub now: OffsetDateTime,
 }
 

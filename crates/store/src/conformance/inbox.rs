@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::fixtures::{T0, at, inbound, lease};
+use super::fixtures::{T0, at, inbound, lease, lease_request};
 use crate::{Accepted, Decision, InboundStatus, SharedStore, TaskState};
 
 /// A message is stored once per `(source, message_id)`, raw, with its task; a repeat is a
@@ -57,6 +57,65 @@ pub async fn dedupes_by_source_and_message_id(store: SharedStore) {
         .unwrap();
     assert!(matches!(other, Accepted::New(other_id) if other_id != id));
     assert_eq!(store.inbound(9_999_999).await.unwrap(), None);
+}
+
+/// Accepting with a claim leases the message's task in the same transaction when it is
+/// ready: not for a duplicate, not behind a task of its key, not on another lane; the task's
+/// payload carries its inbox id, also when the sender's payload had one of its own.
+pub async fn accept_leasing_claims_a_ready_task(store: SharedStore) {
+    let hub = |now| Some(lease_request("hub", "worker-2", 1, now));
+    let mut message = inbound("api", "m-1", "order:A");
+    if let Some(task) = message.task.as_mut() {
+        task.payload["inbox_id"] = json!(-1);
+    }
+    let (accepted, leased) = store
+        .accept_inbound_leasing(message, hub(T0))
+        .await
+        .unwrap();
+    let Accepted::New(id) = accepted else {
+        panic!("first accept must be new, got {accepted:?}")
+    };
+    let leased = leased.expect("the ready task is leased");
+    assert_eq!(leased.task.payload["inbox_id"], json!(id));
+    assert_eq!(leased.task.payload["correlation"], json!("api:m-1"));
+    assert_eq!(leased.task.state, TaskState::Leased);
+    assert_eq!(leased.task.attempts, 1);
+    assert_eq!(leased.owner, "worker-2");
+    assert_eq!(leased.expires_at, at(30));
+    assert!(lease(&store, "hub", 10, T0).await.is_empty(), "in flight");
+
+    let (again, none) = store
+        .accept_inbound_leasing(inbound("api", "m-1", "order:A"), hub(T0))
+        .await
+        .unwrap();
+    assert_eq!(again, Accepted::Duplicate(id));
+    assert!(none.is_none(), "a duplicate leases nothing");
+
+    let (second, behind) = store
+        .accept_inbound_leasing(inbound("api", "m-2", "order:A"), hub(T0))
+        .await
+        .unwrap();
+    assert!(matches!(second, Accepted::New(_)));
+    assert!(behind.is_none(), "queued behind the task in flight");
+
+    let elsewhere = Some(lease_request("erp", "worker-2", 1, T0));
+    let (third, other_lane) = store
+        .accept_inbound_leasing(inbound("api", "m-3", "order:B"), elsewhere)
+        .await
+        .unwrap();
+    assert!(matches!(third, Accepted::New(_)));
+    assert!(other_lane.is_none(), "only the claimed lane");
+    let (_, early) = store
+        .accept_inbound_leasing(inbound("api", "m-4", "order:C"), hub(at(-1)))
+        .await
+        .unwrap();
+    assert!(early.is_none(), "not due yet at the claim's time");
+    let pending: Vec<String> = lease(&store, "hub", 10, T0)
+        .await
+        .into_iter()
+        .map(|l| l.task.key)
+        .collect();
+    assert_eq!(pending, vec!["order:B", "order:C"]);
 }
 
 /// 50 concurrent accepts of one message: exactly one is new, one task exists.

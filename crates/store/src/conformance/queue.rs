@@ -428,6 +428,74 @@ pub async fn complete_is_atomic_with_its_decision(store: SharedStore) {
     assert_eq!(store.timeline("X").await.unwrap().len(), 1);
 }
 
+/// A decision's `claim` leases, in its own transaction, the tasks it enqueued that are ready
+/// on the claimed lane, oldest first and up to the limit: not a task queued behind its key,
+/// not one due later, not one of another lane, and never a task the decision did not enqueue.
+pub async fn complete_claims_the_next_ready_tasks(store: SharedStore) {
+    store
+        .enqueue(vec![
+            task("erp", "erp:X", "book"),
+            task("erp", "erp:Y", "book"),
+        ])
+        .await
+        .unwrap();
+    let l = lease(&store, "erp", 1, T0).await.remove(0);
+    assert_eq!(l.task.key, "erp:X");
+    let decision = Decision {
+        tasks: vec![
+            task("erp", "erp:X", "allocate"),
+            task("erp", "erp:X", "invoice"),
+            super::fixtures::NewTaskExt::due(task("erp", "erp:Z", "later"), at(10)),
+            task("salesforce", "sf:X", "sf-sync"),
+        ],
+        claim: vec![lease_request("erp", "worker-2", 5, T0)],
+        ..Decision::default()
+    };
+    let committed = store.complete(&l, decision).await.unwrap();
+    assert_eq!(committed.task_ids.len(), 4);
+    assert_eq!(ids(&committed.leased), vec![committed.task_ids[0]]);
+    let claimed = &committed.leased[0];
+    assert_eq!(claimed.task.kind, "allocate");
+    assert_eq!(claimed.task.state, TaskState::Leased);
+    assert_eq!(claimed.task.attempts, 1);
+    assert_eq!(claimed.task.payload["kind"], "allocate");
+    assert_eq!(claimed.owner, "worker-2");
+    assert_eq!(claimed.expires_at, at(30));
+    assert_ne!(claimed.token, l.token);
+
+    let leased = lease(&store, "erp", 10, T0).await;
+    assert_eq!(
+        leased
+            .iter()
+            .map(|l| l.task.key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["erp:Y"],
+        "the claimed task is in flight, the one behind it waits, the later one is not due"
+    );
+
+    let next = Decision {
+        tasks: vec![task("erp", "erp:P", "book"), task("erp", "erp:Q", "book")],
+        claim: vec![lease_request("erp", "worker-2", 1, T0)],
+        ..Decision::default()
+    };
+    let committed = store.complete(claimed, next).await.unwrap();
+    assert_eq!(
+        ids(&committed.leased),
+        vec![committed.task_ids[0]],
+        "up to the limit"
+    );
+    let leased = lease(&store, "erp", 10, T0).await;
+    assert_eq!(
+        leased
+            .iter()
+            .map(|l| l.task.kind.as_str())
+            .collect::<Vec<_>>(),
+        vec!["invoice", "book"],
+        "the unclaimed tasks are leased as usual"
+    );
+    assert_eq!(leased[1].task.key, "erp:Q");
+}
+
 /// `release_all` hands an owner's leases back without consuming the attempt.
 pub async fn release_all_returns_leases_without_an_attempt(store: SharedStore) {
     store

@@ -6,12 +6,12 @@ use time::OffsetDateTime;
 
 use super::failure::PgResult;
 use super::locks::Locks;
-use super::queue::{enqueue, enqueue_all};
+use super::queue::{claim, enqueue};
 use crate::codec::with_inbox_id;
 use crate::error::Error;
 use crate::{
     Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
-    InventoryRow, NewInbound, OrderRow, StreamAppend, SyncMark, TimelineEntry,
+    InventoryRow, Lease, LeaseRequest, NewInbound, OrderRow, StreamAppend, SyncMark, TimelineEntry,
 };
 
 /// Applies every write of `decision`. Events are appended last, in one statement that
@@ -26,7 +26,13 @@ pub(crate) async fn apply(
     if let Some(append) = decision.append.as_ref().filter(|a| a.events.is_empty()) {
         committed.version = Some(claim_versions(conn, append).await?);
     }
-    committed.task_ids = enqueue_all(conn, &decision.tasks).await?;
+    let mut lanes = Vec::with_capacity(decision.tasks.len());
+    for task in &decision.tasks {
+        if let Some(id) = enqueue(&mut *conn, task).await? {
+            committed.task_ids.push(id);
+            lanes.push(task.lane.as_str());
+        }
+    }
     if let Some(order) = &decision.order {
         upsert_order(conn, order).await?;
     }
@@ -63,6 +69,17 @@ pub(crate) async fn apply(
         let (version, seqs) = append_events(conn, locks, append).await?;
         committed.version = Some(version);
         committed.event_seqs = seqs;
+    }
+    for request in &decision.claim {
+        let ids: Vec<i64> = committed
+            .task_ids
+            .iter()
+            .zip(&lanes)
+            .filter(|&(_, lane)| *lane == request.lane)
+            .map(|(&id, _)| id)
+            .collect();
+        let leased = claim(conn, request, &ids).await?;
+        committed.leased.extend(leased);
     }
     Ok(committed)
 }
@@ -364,7 +381,12 @@ async fn mark_inbound(
 
 /// Stores an inbound message and its task unless `(source, message_id)` is known. The
 /// caller holds the locks of the task's key and dedupe value.
-pub(crate) async fn accept_inbound(conn: &mut PgConnection, m: &NewInbound) -> PgResult<Accepted> {
+/// Then leases the task for `claim` if it is ready.
+pub(crate) async fn accept_inbound(
+    conn: &mut PgConnection,
+    m: &NewInbound,
+    claim: Option<&LeaseRequest>,
+) -> PgResult<(Accepted, Option<Lease>)> {
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO inbox (source, message_id, kind, key, received_at, raw, body, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
@@ -390,18 +412,22 @@ pub(crate) async fn accept_inbound(conn: &mut PgConnection, m: &NewInbound) -> P
         // Not visible only if the row that blocked the insert was rolled back meanwhile:
         // run the transaction again.
         return match existing {
-            Some(existing) => Ok(Accepted::Duplicate(existing)),
+            Some(existing) => Ok((Accepted::Duplicate(existing), None)),
             None => Err(super::failure::Failure::Retry(
                 "the conflicting inbound row disappeared".into(),
             )),
         };
     };
+    let mut leased = None;
     if let Some(task) = &m.task {
         let mut task = task.clone();
         task.payload = with_inbox_id(&task.payload, id)?;
-        enqueue(conn, &task).await?;
+        let task_id = enqueue(&mut *conn, &task).await?;
+        if let (Some(task_id), Some(claim)) = (task_id, claim) {
+            leased = super::queue::claim(conn, claim, &[task_id]).await?.pop();
+        }
     }
-    Ok(Accepted::New(id))
+    Ok((Accepted::New(id), leased))
 }
 
 /// Saves a subscriber position.

@@ -128,14 +128,18 @@ impl Store for PgStore {
         "postgres"
     }
 
-    async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted> {
+    async fn accept_inbound_leasing(
+        &self,
+        message: NewInbound,
+        claim: Option<LeaseRequest>,
+    ) -> Result<(Accepted, Option<Lease>)> {
         let locks = message
             .task
             .as_ref()
             .map(|task| queue::locks_for(&self.locks, std::slice::from_ref(task)))
             .unwrap_or_default();
         transaction!(self, locks = locks, conn => {
-            decision::accept_inbound(conn, &message).await?
+            decision::accept_inbound(conn, &message, claim.as_ref()).await?
         })
     }
 

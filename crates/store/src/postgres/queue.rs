@@ -131,8 +131,58 @@ pub(crate) async fn lease(conn: &mut PgConnection, request: &LeaseRequest) -> Pg
     .bind(expires_at)
     .fetch_all(conn)
     .await?;
+    leases_of(&found, request, expires_at)
+}
+
+/// Leases, for a decision's `claim`, up to `request.limit` of `ids` (tasks the decision just
+/// enqueued) that are on the request's lane and ready now, oldest first. The rows are the
+/// transaction's own, so nothing else can hold them.
+pub(crate) async fn claim(
+    conn: &mut PgConnection,
+    request: &LeaseRequest,
+    ids: &[i64],
+) -> PgResult<Vec<Lease>> {
+    if ids.is_empty() || request.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let expires_at = expiry(request.now, request.lease_for)?;
+    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+    let found = sqlx::query(&format!(
+        "WITH picked AS (
+             SELECT t.id FROM tasks AS t
+             WHERE t.id = ANY($1) AND t.lane = $2 AND t.head AND t.ready_at <= $3
+               AND NOT EXISTS (SELECT 1 FROM tasks AS o
+                               WHERE o.key = t.key AND o.state = 'leased'
+                                 AND o.ready_at > $3 AND o.id <> t.id)
+             ORDER BY t.id
+             LIMIT $4
+         )
+         UPDATE tasks SET state = 'leased', attempts = tasks.attempts + 1,
+                lease_token = nextval('lease_tokens'), lease_owner = $5,
+                lease_expires_at = $6, ready_at = $6
+         FROM picked WHERE tasks.id = picked.id
+         RETURNING {}, tasks.lease_token",
+        qualified(TASK_COLUMNS)
+    ))
+    .bind(ids)
+    .bind(&request.lane)
+    .bind(request.now)
+    .bind(limit)
+    .bind(&request.owner)
+    .bind(expires_at)
+    .fetch_all(conn)
+    .await?;
+    leases_of(&found, request, expires_at)
+}
+
+/// Leases from `RETURNING {TASK_COLUMNS}, lease_token` rows, oldest task first.
+fn leases_of(
+    found: &[sqlx::postgres::PgRow],
+    request: &LeaseRequest,
+    expires_at: OffsetDateTime,
+) -> PgResult<Vec<Lease>> {
     let mut leases = Vec::with_capacity(found.len());
-    for row in &found {
+    for row in found {
         leases.push(Lease {
             task: rows::task(row)?,
             token: get(row, rows::TASK_WIDTH)?,

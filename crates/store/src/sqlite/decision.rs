@@ -3,14 +3,15 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::queue::enqueue_all;
+use super::queue::{Enqueued, enqueue_claiming};
 use super::rows::db;
 use super::writer::Ctx;
-use crate::codec::{micros, with_inbox_id};
+use crate::codec::{PayloadAwaitingInboxId, micros};
 use crate::error::{Error, Result};
 use crate::{
     Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
-    InventoryRow, NewInbound, NewTask, OrderRow, StreamAppend, SyncMark, TimelineEntry,
+    InventoryRow, Lease, LeaseRequest, NewInbound, NewTask, OrderRow, StreamAppend, SyncMark,
+    TimelineEntry,
 };
 
 /// A decision with its JSON documents rendered, so that the writer thread only writes.
@@ -76,7 +77,28 @@ fn apply_claimed(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
         committed.version = Some(version);
         committed.event_seqs = seqs;
     }
-    committed.task_ids = enqueue_all(ctx, &decision.tasks, &prepared.tasks)?;
+    // Tasks per claimed lane still to lease.
+    let mut left: Vec<usize> = decision.claim.iter().map(|c| c.limit).collect();
+    for (task, payload) in decision.tasks.iter().zip(&prepared.tasks) {
+        let claim = decision
+            .claim
+            .iter()
+            .zip(&left)
+            .position(|(c, left)| c.lane == task.lane && *left > 0);
+        match enqueue_claiming(ctx, task, payload, claim.map(|at| &decision.claim[at]))? {
+            Enqueued::Collapsed => {}
+            Enqueued::Queued(id) => committed.task_ids.push(id),
+            Enqueued::Leased(mut lease) => {
+                if let Some(at) = claim {
+                    left[at] -= 1;
+                }
+                committed.task_ids.push(lease.task.id);
+                // The decision holds the payload: no need to parse the stored text.
+                lease.task.payload = task.payload.clone();
+                committed.leased.push(*lease);
+            }
+        }
+    }
     if let (Some(order), Some(body)) = (&decision.order, &prepared.order_body) {
         upsert_order(ctx, order, body)?;
     }
@@ -422,8 +444,15 @@ fn mark_inbound(ctx: &Ctx<'_>, id: i64, status: InboundStatus, error: Option<&st
     Ok(())
 }
 
-/// Stores an inbound message and its task unless `(source, message_id)` is known.
-pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound, body: &str) -> Result<Accepted> {
+/// Stores an inbound message and its task (its payload rendered, awaiting the inbox id)
+/// unless `(source, message_id)` is known; then leases the task for `claim` if it is ready.
+pub(crate) fn accept_inbound(
+    ctx: &Ctx<'_>,
+    m: &NewInbound,
+    body: &str,
+    payload: Option<&PayloadAwaitingInboxId>,
+    claim: Option<&LeaseRequest>,
+) -> Result<(Accepted, Option<(Lease, String)>)> {
     let conn = ctx.conn;
     let inserted: Option<i64> = conn
         .prepare_cached(
@@ -453,14 +482,16 @@ pub(crate) fn accept_inbound(ctx: &Ctx<'_>, m: &NewInbound, body: &str) -> Resul
             .map_err(db)?
             .query_row(params![m.source, m.message_id], |row| row.get(0))
             .map_err(db)?;
-        return Ok(Accepted::Duplicate(existing));
+        return Ok((Accepted::Duplicate(existing), None));
     };
-    if let Some(task) = &m.task {
-        let mut task = task.clone();
-        task.payload = with_inbox_id(&task.payload, id)?;
-        super::queue::enqueue(ctx, &task, &task.payload.to_string())?;
+    let mut leased = None;
+    if let (Some(task), Some(payload)) = (&m.task, payload) {
+        let payload = payload.with(id);
+        if let Enqueued::Leased(lease) = enqueue_claiming(ctx, task, &payload, claim)? {
+            leased = Some((*lease, payload));
+        }
     }
-    Ok(Accepted::New(id))
+    Ok((Accepted::New(id), leased))
 }
 
 /// Saves a subscriber position.

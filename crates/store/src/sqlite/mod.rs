@@ -42,6 +42,7 @@ use crate::{
     StoredTimelineEntry, Task, TimelineEntry,
 };
 
+use crate::codec::PayloadAwaitingInboxId;
 use decision::Prepared;
 use readers::Readers;
 use writer::Writer;
@@ -108,13 +109,28 @@ impl Store for SqliteStore {
         Some(self.writer.stats())
     }
 
-    async fn accept_inbound(&self, message: NewInbound) -> Result<Accepted> {
-        self.writer
+    async fn accept_inbound_leasing(
+        &self,
+        message: NewInbound,
+        claim: Option<LeaseRequest>,
+    ) -> Result<(Accepted, Option<Lease>)> {
+        // Rendered here, off the writer thread.
+        let body = message.body.to_string();
+        let payload = message
+            .task
+            .as_ref()
+            .map(|task| PayloadAwaitingInboxId::new(&task.payload))
+            .transpose()?;
+        let (accepted, leased) = self
+            .writer
             .write_with(
-                (message.body.to_string(), message),
-                |ctx, (body, message)| decision::accept_inbound(ctx, message, body),
+                (body, payload, message, claim),
+                |ctx, (body, payload, message, claim)| {
+                    decision::accept_inbound(ctx, message, body, payload.as_ref(), claim.as_ref())
+                },
             )
-            .await
+            .await?;
+        Ok((accepted, leased.map(parsed)))
     }
 
     async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>> {
@@ -182,16 +198,7 @@ impl Store for SqliteStore {
             .writer
             .write(move |ctx| queue::lease(ctx, &request))
             .await?;
-        // A payload that is not JSON (it cannot be, unless the file was edited) reaches its
-        // handler as text, which refuses it: the task is dead-lettered, the lane goes on.
-        Ok(leased
-            .into_iter()
-            .map(|(mut lease, payload)| {
-                lease.task.payload = crate::codec::json(&payload, "task payload")
-                    .unwrap_or(serde_json::Value::String(payload));
-                lease
-            })
-            .collect())
+        Ok(leased.into_iter().map(parsed).collect())
     }
 
     async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed> {
@@ -477,4 +484,13 @@ pub fn baseline_commit_rate(dir: &Path, n: usize) -> Result<f64> {
         let _ = std::fs::remove_file(file);
     }
     result
+}
+
+/// A lease with its task's payload parsed from the stored text. A payload that is not JSON
+/// (it cannot be, unless the file was edited) reaches its handler as text, which refuses it:
+/// the task is dead-lettered, the lane goes on.
+fn parsed((mut lease, payload): (Lease, String)) -> Lease {
+    lease.task.payload =
+        crate::codec::json(&payload, "task payload").unwrap_or(serde_json::Value::String(payload));
+    lease
 }

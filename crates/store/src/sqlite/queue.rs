@@ -9,14 +9,40 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::{self, TASK_COLUMNS, db, first, get};
 use super::writer::Ctx;
-use crate::codec::{expiry, micros};
+use crate::codec::{expiry, from_micros, micros};
 use crate::error::{Error, Result};
-use crate::{Lease, LeaseRequest, NewDeadLetter, NewTask};
+use crate::{Lease, LeaseRequest, NewDeadLetter, NewTask, Task, TaskState};
+
+/// What enqueuing a task did.
+pub(crate) enum Enqueued {
+    /// It collapsed into a pending task with the same `dedupe`.
+    Collapsed,
+    /// Queued, with this id.
+    Queued(i64),
+    /// Inserted already leased for the claim (its payload left `null` for the caller).
+    Leased(Box<Lease>),
+}
 
 /// Enqueues one task (its payload already rendered as JSON) unless a pending, not leased
 /// task of its lane has the same `dedupe`. Returns its id, or `None` when it collapsed into
 /// the pending one.
 pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask, payload: &str) -> Result<Option<i64>> {
+    Ok(match enqueue_claiming(ctx, task, payload, None)? {
+        Enqueued::Collapsed => None,
+        Enqueued::Queued(id) => Some(id),
+        Enqueued::Leased(lease) => Some(lease.task.id),
+    })
+}
+
+/// [`enqueue`], and for a `claim` on the task's lane: when the task would be ready at once
+/// (due by the claim's time, no other task of its key), it is inserted leased — the claim's
+/// lease without a second write of the row.
+pub(crate) fn enqueue_claiming(
+    ctx: &Ctx<'_>,
+    task: &NewTask,
+    payload: &str,
+    claim: Option<&LeaseRequest>,
+) -> Result<Enqueued> {
     let conn = ctx.conn;
     if let Some(dedupe) = &task.dedupe {
         let twin = conn
@@ -27,11 +53,22 @@ pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask, payload: &str) -> Result<Op
             .exists(params![task.lane, dedupe])
             .map_err(db)?;
         if twin {
-            return Ok(None);
+            return Ok(Enqueued::Collapsed);
+        }
+    }
+    let due = micros(task.due_at);
+    let claim = claim.filter(|c| c.limit > 0 && c.lane == task.lane && task.due_at <= c.now);
+    if let Some(claim) = claim {
+        let alone = !conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
+            .map_err(db)?
+            .exists([&task.key])
+            .map_err(db)?;
+        if alone {
+            return insert_leased(ctx, task, payload, claim).map(|l| Enqueued::Leased(Box::new(l)));
         }
     }
     // A new task has the highest id: it is the head only when its key has no other task.
-    let due = micros(task.due_at);
     conn.prepare_cached(
         "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
                             blocking, order_id, created_at, state, head, ready_at)
@@ -52,7 +89,77 @@ pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask, payload: &str) -> Result<Op
         ctx.now_us,
     ])
     .map_err(db)?;
-    Ok(Some(conn.last_insert_rowid()))
+    Ok(Enqueued::Queued(conn.last_insert_rowid()))
+}
+
+/// Inserts `task` as its key's head, leased for `claim` (one attempt, a fresh token).
+fn insert_leased(
+    ctx: &Ctx<'_>,
+    task: &NewTask,
+    payload: &str,
+    claim: &LeaseRequest,
+) -> Result<Lease> {
+    let conn = ctx.conn;
+    let expires_at = expiry(claim.now, claim.lease_for)?;
+    let expires = micros(expires_at);
+    let token = next_tokens(ctx, 1)?;
+    let due = micros(task.due_at);
+    conn.prepare_cached(
+        "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
+                            blocking, order_id, created_at, state, head, ready_at,
+                            lease_token, lease_owner, lease_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, 'leased', 1, ?11, ?12, ?13, ?11)",
+    )
+    .map_err(db)?
+    .execute(params![
+        task.lane,
+        task.kind,
+        task.key,
+        task.dedupe,
+        task.idempotency_key,
+        payload,
+        due,
+        task.blocking,
+        task.order_id,
+        ctx.now_us,
+        expires,
+        token,
+        claim.owner,
+    ])
+    .map_err(db)?;
+    Ok(Lease {
+        task: Task {
+            id: conn.last_insert_rowid(),
+            lane: task.lane.clone(),
+            kind: task.kind.clone(),
+            key: task.key.clone(),
+            dedupe: task.dedupe.clone(),
+            idempotency_key: task.idempotency_key.clone(),
+            payload: serde_json::Value::Null,
+            due_at: from_micros(due)?,
+            attempts: 1,
+            blocking: task.blocking,
+            order_id: task.order_id.clone(),
+            created_at: from_micros(ctx.now_us)?,
+            last_error: None,
+            state: TaskState::Leased,
+        },
+        token,
+        owner: claim.owner.clone(),
+        expires_at,
+    })
+}
+
+/// Issues `count` lease tokens never issued before; returns the last (the first is
+/// `last - count + 1`).
+fn next_tokens(ctx: &Ctx<'_>, count: i64) -> Result<i64> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE counters SET value = value + ?1 WHERE name = 'lease_token' RETURNING value",
+        )
+        .map_err(db)?
+        .query_row([count], |row| row.get(0))
+        .map_err(db)
 }
 
 /// Enqueues tasks in order, with their rendered payloads; returns the ids of those enqueued.
@@ -117,13 +224,11 @@ pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease,
     if request.limit == 0 {
         return Ok(Vec::new());
     }
-    let conn = ctx.conn;
     let now = micros(request.now);
-    let expires_at = expiry(request.now, request.lease_for)?;
-    let expires = micros(expires_at);
     let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
     let ids: Vec<i64> = rows::all(
-        &mut *conn
+        &mut *ctx
+            .conn
             .prepare_cached(
                 "SELECT t.id FROM tasks AS t
                  WHERE t.lane = ?1 AND t.head = 1 AND t.ready_at <= ?2
@@ -137,18 +242,19 @@ pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease,
         params![request.lane, now, limit],
         |row| get(row, 0),
     )?;
+    take(ctx, request, &ids)
+}
+
+/// Leases the tasks `ids` (known to be ready): counts an attempt, issues fresh tokens.
+fn take(ctx: &Ctx<'_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(Lease, String)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let conn = ctx.conn;
+    let expires_at = expiry(request.now, request.lease_for)?;
+    let expires = micros(expires_at);
     let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-    let last_token: i64 = conn
-        .prepare_cached(
-            "UPDATE counters SET value = value + ?1 WHERE name = 'lease_token' RETURNING value",
-        )
-        .map_err(db)?
-        .query_row([count], |row| row.get(0))
-        .map_err(db)?;
-    let mut token = last_token - count;
+    let mut token = next_tokens(ctx, count)? - count;
     let mut stmt = conn
         .prepare_cached(&format!(
             "UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_token = ?2,
@@ -158,7 +264,7 @@ pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease,
         ))
         .map_err(db)?;
     let mut leases = Vec::with_capacity(ids.len());
-    for id in ids {
+    for &id in ids {
         token += 1;
         let (task, payload) = first(
             &mut stmt,
