@@ -380,6 +380,54 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_claim_takes_a_token_only_while_calls_flow_and_can_give_it_back() {
+        let lane = lane(LaneConfig {
+            rate_per_sec: 1.0,
+            burst: 1,
+            breaker_failures: 1,
+            breaker_open_ms: 1_000,
+            ..LaneConfig::default()
+        });
+        assert!(lane.try_call_now(), "a token is there");
+        assert!(!lane.try_call_now(), "the bucket is empty");
+        lane.refund_token();
+        assert!(lane.try_call_now(), "the unused token came back");
+        lane.refund_token();
+        lane.record(Err(FailureClass::Transient));
+        assert!(!lane.try_call_now(), "an open breaker takes no claim");
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        assert!(
+            !lane.try_call_now(),
+            "a half-open breaker is not probed by a claim"
+        );
+        assert_eq!(
+            lane.try_call(),
+            Wait::Ready,
+            "the dispatcher's probe is still there"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_slot_is_free_when_the_dispatcher_wakes() {
+        let lane = lane(LaneConfig {
+            concurrency: 1,
+            ..LaneConfig::default()
+        });
+        let slot = lane.try_permit().expect("one slot");
+        assert!(lane.try_permit().is_none(), "only one");
+        let waiter = {
+            let lane = lane.clone();
+            tokio::spawn(async move {
+                lane.slot_freed().await;
+                lane.available()
+            })
+        };
+        tokio::task::yield_now().await;
+        drop(slot);
+        assert_eq!(waiter.await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_failed_probe_reopens_the_breaker() {
         let lane = lane(LaneConfig {
             breaker_failures: 1,

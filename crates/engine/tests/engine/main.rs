@@ -1,6 +1,7 @@
 //! Engine tests against the real SQLite store and the loopback downstreams.
 
 mod cache;
+mod chain;
 mod flows;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,87 @@
+//! Chained steps: claimed tasks run once each, with their attempt counted once, and a lane
+//! with a single slot still finishes every order.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossdock_engine::loopback::{LoopbackErp, LoopbackSalesforce};
+use crossdock_ports::SystemClock;
+
+use super::harness::{Hub, capture, test_config};
+
+async fn closed(hub: &Hub, orders: usize) {
+    let store = hub.store.clone();
+    hub.wait_for(Duration::from_secs(60), "every order closed", || {
+        let store = store.clone();
+        async move {
+            store
+                .order_counts()
+                .await
+                .unwrap()
+                .iter()
+                .any(|(status, n)| status == "Closed" && *n as usize == orders)
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_steps_run_once_each_with_one_attempt() {
+    let (hub, erp, _sf) = Hub::loopback("chain-once").await;
+    for n in 0..20 {
+        hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{n}")))
+            .await;
+    }
+    closed(&hub, 20).await;
+    let chained = hub.engine.metrics().snapshot().steps_chained;
+    assert!(chained >= 20, "claimed steps: {chained}");
+    assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 20);
+    for n in 0..20 {
+        let order = format!("ORD-{n}");
+        let timeline = hub.store.timeline(&order).await.unwrap();
+        let attempts: Vec<&str> = timeline
+            .iter()
+            .filter(|e| e.entry.kind == "attempt")
+            .map(|e| e.entry.summary.as_str())
+            .collect();
+        for step in ["validate", "book", "close"] {
+            let of_step: Vec<&&str> = attempts
+                .iter()
+                .filter(|s| s.starts_with(&format!("{step} attempt")))
+                .collect();
+            assert_eq!(
+                of_step,
+                vec![&&*format!("{step} attempt 1: done")],
+                "{order}: {attempts:?}"
+            );
+        }
+    }
+    assert!(
+        hub.store
+            .tasks_for_order("ORD-3")
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.kind.starts_with("sf-")),
+        "nothing but write-backs left"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_with_one_slot_finish_every_order() {
+    let erp = Arc::new(LoopbackErp::new(Arc::new(SystemClock)));
+    let sf = Arc::new(LoopbackSalesforce::default());
+    let mut config = test_config();
+    config.erp_lane.concurrency = 1;
+    config.hub_lane.concurrency = 1;
+    let hub = Hub::start("chain-one-slot", erp.clone(), sf, config).await;
+    for n in 0..15 {
+        hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{}", n % 3)))
+            .await;
+    }
+    closed(&hub, 15).await;
+    assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 15);
+    hub.stop().await;
+}
