@@ -457,8 +457,10 @@ impl Engine {
         if lane_name == LaneName::Salesforce {
             self.pace_salesforce(lane);
         }
-        // The call's own slot may carry the next step of a lone lease's work.
-        let mut own = (chain && leases.len() == 1).then_some(slot);
+        // The call holds its slot until it ends, unless the slot carries the next step of a
+        // lone lease's work.
+        let mut own = Some(slot);
+        let chain = chain && leases.len() == 1;
         let mut next = Vec::new();
         for (lease, outcome) in leases.iter().zip(outcomes) {
             let outcome = self.recheck(lease.token, outcome);
