@@ -408,7 +408,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dropped_slot_is_free_when_the_dispatcher_wakes() {
+    async fn dropping_a_slot_frees_it_and_wakes_the_dispatcher() {
         let lane = lane(LaneConfig {
             concurrency: 1,
             ..LaneConfig::default()
@@ -424,7 +424,8 @@ mod tests {
         };
         tokio::task::yield_now().await;
         drop(slot);
-        assert_eq!(waiter.await.unwrap(), 1);
+        let woken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert_eq!(woken.expect("the dispatcher is woken").unwrap(), 1);
     }
 
     #[tokio::test(start_paused = true)]

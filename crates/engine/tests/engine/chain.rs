@@ -10,22 +10,6 @@ use crossdock_ports::SystemClock;
 
 use super::harness::{Hub, capture, test_config};
 
-async fn closed(hub: &Hub, orders: usize) {
-    let store = hub.store.clone();
-    hub.wait_for(Duration::from_secs(60), "every order closed", || {
-        let store = store.clone();
-        async move {
-            store
-                .order_counts()
-                .await
-                .unwrap()
-                .iter()
-                .any(|(status, n)| status == "Closed" && *n as usize == orders)
-        }
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claimed_steps_run_once_each_with_one_attempt() {
     let (hub, erp, _sf) = Hub::loopback("chain-once").await;
@@ -33,7 +17,7 @@ async fn claimed_steps_run_once_each_with_one_attempt() {
         hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{n}")))
             .await;
     }
-    closed(&hub, 20).await;
+    hub.wait_for_closed(Duration::from_secs(60), 20).await;
     let chained = hub.engine.metrics().snapshot().steps_chained;
     assert!(chained >= 20, "claimed steps: {chained}");
     assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 20);
@@ -81,7 +65,7 @@ async fn lanes_with_one_slot_finish_every_order() {
         hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{}", n % 3)))
             .await;
     }
-    closed(&hub, 15).await;
+    hub.wait_for_closed(Duration::from_secs(60), 15).await;
     assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 15);
     hub.stop().await;
 }

@@ -141,6 +141,23 @@ impl Hub {
         }
     }
 
+    /// Waits until `orders` orders are closed, or panics after `limit`.
+    pub async fn wait_for_closed(&self, limit: Duration, orders: u64) {
+        let store = self.store.clone();
+        self.wait_for(limit, &format!("{orders} closed orders"), || {
+            let store = store.clone();
+            async move {
+                store
+                    .order_counts()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|(status, n)| status == "Closed" && *n == orders)
+            }
+        })
+        .await;
+    }
+
     /// Waits until `order`'s summary row satisfies `check`, or panics after `limit`.
     pub async fn wait_for_order(
         &self,

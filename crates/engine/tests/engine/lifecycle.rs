@@ -15,19 +15,8 @@ async fn orders_flow_from_capture_to_closed() {
         hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{}", n % 5)))
             .await;
     }
+    hub.wait_for_closed(Duration::from_secs(60), 40).await;
     let store = hub.store.clone();
-    hub.wait_for(Duration::from_secs(60), "40 closed orders", || {
-        let store = store.clone();
-        async move {
-            store
-                .order_counts()
-                .await
-                .unwrap()
-                .iter()
-                .any(|(status, n)| status == "Closed" && *n == 40)
-        }
-    })
-    .await;
     assert_eq!(
         erp.bookings_created.load(Ordering::Relaxed),
         40,

@@ -100,38 +100,21 @@ pub(crate) async fn remove(conn: &mut PgConnection, id: i64) -> PgResult<()> {
     Ok(())
 }
 
+/// A task `t` that can be leased now on lane `$1` at time `$2` (see [`crate::tasks`]).
+const READY: &str = "t.lane = $1 AND t.head AND t.ready_at <= $2
+    AND NOT EXISTS (SELECT 1 FROM tasks AS o
+                    WHERE o.key = t.key AND o.state = 'leased'
+                      AND o.ready_at > $2 AND o.id <> t.id)";
+
 /// Leases up to `limit` ready heads of a lane, oldest `ready_at` first. Rows another
 /// transaction has locked are skipped, so concurrent leasers never wait on each other or
 /// take the same task.
 pub(crate) async fn lease(conn: &mut PgConnection, request: &LeaseRequest) -> PgResult<Vec<Lease>> {
-    let expires_at = expiry(request.now, request.lease_for)?;
-    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    let found = sqlx::query(&format!(
-        "WITH picked AS (
-             SELECT t.id FROM tasks AS t
-             WHERE t.lane = $1 AND t.head AND t.ready_at <= $2
-               AND NOT EXISTS (SELECT 1 FROM tasks AS o
-                               WHERE o.key = t.key AND o.state = 'leased'
-                                 AND o.ready_at > $2 AND o.id <> t.id)
-             ORDER BY t.ready_at, t.id
-             LIMIT $3
-             FOR UPDATE SKIP LOCKED
-         )
-         UPDATE tasks SET state = 'leased', attempts = tasks.attempts + 1,
-                lease_token = nextval('lease_tokens'), lease_owner = $4,
-                lease_expires_at = $5, ready_at = $5
-         FROM picked WHERE tasks.id = picked.id
-         RETURNING {}, tasks.lease_token",
-        qualified(TASK_COLUMNS)
-    ))
-    .bind(&request.lane)
-    .bind(request.now)
-    .bind(limit)
-    .bind(&request.owner)
-    .bind(expires_at)
-    .fetch_all(conn)
-    .await?;
-    leases_of(&found, request, expires_at)
+    let picked = format!(
+        "SELECT t.id FROM tasks AS t WHERE {READY}
+         ORDER BY t.ready_at, t.id LIMIT $3 FOR UPDATE SKIP LOCKED"
+    );
+    take(conn, request, &picked, None).await
 }
 
 /// Leases, for a decision's `claim`, up to `request.limit` of `ids` (tasks the decision just
@@ -145,44 +128,43 @@ pub(crate) async fn claim(
     if ids.is_empty() || request.limit == 0 {
         return Ok(Vec::new());
     }
+    let picked = format!(
+        "SELECT t.id FROM tasks AS t WHERE t.id = ANY($6) AND {READY} ORDER BY t.id LIMIT $3"
+    );
+    take(conn, request, &picked, Some(ids)).await
+}
+
+/// Leases the tasks the query `picked` selects (`$1` lane, `$2` now, `$3` limit, `$6` the
+/// `ids` when given): counts an attempt, issues fresh tokens.
+async fn take(
+    conn: &mut PgConnection,
+    request: &LeaseRequest,
+    picked: &str,
+    ids: Option<&[i64]>,
+) -> PgResult<Vec<Lease>> {
     let expires_at = expiry(request.now, request.lease_for)?;
     let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    let found = sqlx::query(&format!(
-        "WITH picked AS (
-             SELECT t.id FROM tasks AS t
-             WHERE t.id = ANY($1) AND t.lane = $2 AND t.head AND t.ready_at <= $3
-               AND NOT EXISTS (SELECT 1 FROM tasks AS o
-                               WHERE o.key = t.key AND o.state = 'leased'
-                                 AND o.ready_at > $3 AND o.id <> t.id)
-             ORDER BY t.id
-             LIMIT $4
-         )
+    let sql = format!(
+        "WITH picked AS ({picked})
          UPDATE tasks SET state = 'leased', attempts = tasks.attempts + 1,
-                lease_token = nextval('lease_tokens'), lease_owner = $5,
-                lease_expires_at = $6, ready_at = $6
+                lease_token = nextval('lease_tokens'), lease_owner = $4,
+                lease_expires_at = $5, ready_at = $5
          FROM picked WHERE tasks.id = picked.id
          RETURNING {}, tasks.lease_token",
         qualified(TASK_COLUMNS)
-    ))
-    .bind(ids)
-    .bind(&request.lane)
-    .bind(request.now)
-    .bind(limit)
-    .bind(&request.owner)
-    .bind(expires_at)
-    .fetch_all(conn)
-    .await?;
-    leases_of(&found, request, expires_at)
-}
-
-/// Leases from `RETURNING {TASK_COLUMNS}, lease_token` rows, oldest task first.
-fn leases_of(
-    found: &[sqlx::postgres::PgRow],
-    request: &LeaseRequest,
-    expires_at: OffsetDateTime,
-) -> PgResult<Vec<Lease>> {
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(&request.lane)
+        .bind(request.now)
+        .bind(limit)
+        .bind(&request.owner)
+        .bind(expires_at);
+    if let Some(ids) = ids {
+        query = query.bind(ids);
+    }
+    let found = query.fetch_all(conn).await?;
     let mut leases = Vec::with_capacity(found.len());
-    for row in found {
+    for row in &found {
         leases.push(Lease {
             task: rows::task(row)?,
             token: get(row, rows::TASK_WIDTH)?,

@@ -56,59 +56,37 @@ pub(crate) fn enqueue_claiming(
             return Ok(Enqueued::Collapsed);
         }
     }
-    let due = micros(task.due_at);
     let claim = claim.filter(|c| c.limit > 0 && c.lane == task.lane && task.due_at <= c.now);
-    if let Some(claim) = claim {
-        let alone = !conn
-            .prepare_cached("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
-            .map_err(db)?
-            .exists([&task.key])
-            .map_err(db)?;
-        if alone {
-            return insert_leased(ctx, task, payload, claim).map(|l| Enqueued::Leased(Box::new(l)));
+    // A claimed task must be its key's head at once: no other task of its key.
+    let claim = match claim {
+        Some(claim) => {
+            let alone = !conn
+                .prepare_cached("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
+                .map_err(db)?
+                .exists([&task.key])
+                .map_err(db)?;
+            alone.then_some(claim)
         }
-    }
+        None => None,
+    };
+    let lease = match claim {
+        Some(claim) => {
+            let expires_at = expiry(claim.now, claim.lease_for)?;
+            Some((next_tokens(ctx, 1)?, claim.owner.as_str(), expires_at))
+        }
+        None => None,
+    };
     // A new task has the highest id: it is the head only when its key has no other task.
-    conn.prepare_cached(
-        "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
-                            blocking, order_id, created_at, state, head, ready_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, 'pending',
-                 NOT EXISTS (SELECT 1 FROM tasks WHERE key = ?3), ?7)",
-    )
-    .map_err(db)?
-    .execute(params![
-        task.lane,
-        task.kind,
-        task.key,
-        task.dedupe,
-        task.idempotency_key,
-        payload,
-        due,
-        task.blocking,
-        task.order_id,
-        ctx.now_us,
-    ])
-    .map_err(db)?;
-    Ok(Enqueued::Queued(conn.last_insert_rowid()))
-}
-
-/// Inserts `task` as its key's head, leased for `claim` (one attempt, a fresh token).
-fn insert_leased(
-    ctx: &Ctx<'_>,
-    task: &NewTask,
-    payload: &str,
-    claim: &LeaseRequest,
-) -> Result<Lease> {
-    let conn = ctx.conn;
-    let expires_at = expiry(claim.now, claim.lease_for)?;
-    let expires = micros(expires_at);
-    let token = next_tokens(ctx, 1)?;
+    // Leased, it is ready again at its lease's expiry; pending, at its due time.
     let due = micros(task.due_at);
     conn.prepare_cached(
         "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
                             blocking, order_id, created_at, state, head, ready_at,
                             lease_token, lease_owner, lease_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, 'leased', 1, ?11, ?12, ?13, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11 IS NOT NULL, ?8, ?9, ?10,
+                 iif(?11 IS NULL, 'pending', 'leased'),
+                 NOT EXISTS (SELECT 1 FROM tasks WHERE key = ?3), coalesce(?13, ?7),
+                 ?11, ?12, ?13)",
     )
     .map_err(db)?
     .execute(params![
@@ -122,14 +100,18 @@ fn insert_leased(
         task.blocking,
         task.order_id,
         ctx.now_us,
-        expires,
-        token,
-        claim.owner,
+        lease.map(|(token, _, _)| token),
+        lease.map(|(_, owner, _)| owner),
+        lease.map(|(_, _, expires_at)| micros(expires_at)),
     ])
     .map_err(db)?;
-    Ok(Lease {
+    let id = conn.last_insert_rowid();
+    let Some((token, owner, expires_at)) = lease else {
+        return Ok(Enqueued::Queued(id));
+    };
+    Ok(Enqueued::Leased(Box::new(Lease {
         task: Task {
-            id: conn.last_insert_rowid(),
+            id,
             lane: task.lane.clone(),
             kind: task.kind.clone(),
             key: task.key.clone(),
@@ -145,9 +127,9 @@ fn insert_leased(
             state: TaskState::Leased,
         },
         token,
-        owner: claim.owner.clone(),
+        owner: owner.to_owned(),
         expires_at,
-    })
+    })))
 }
 
 /// Issues `count` lease tokens never issued before; returns the last (the first is
