@@ -34,6 +34,13 @@ pub(crate) fn attempts(value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::Corrupt(format!("attempt count {value}")))
 }
 
+/// `value` as compact JSON text. Faster than `value.to_string()`, whose `Display` path
+/// hands every token to a `fmt::Formatter` one call at a time.
+pub(crate) fn text(value: &serde_json::Value) -> String {
+    // Serializing a `Value` cannot fail: its map keys are strings.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// The payload of an inbound message's task, with `"inbox_id"` set to the inbox row.
 pub(crate) fn with_inbox_id(payload: &serde_json::Value, id: i64) -> Result<serde_json::Value> {
     match payload {
@@ -65,9 +72,9 @@ impl PayloadAwaitingInboxId {
             serde_json::Value::Object(map) if map.contains_key("inbox_id") => {
                 let mut map = map.clone();
                 map.remove("inbox_id");
-                Ok(Self(serde_json::Value::Object(map).to_string()))
+                Ok(Self(text(&serde_json::Value::Object(map))))
             }
-            serde_json::Value::Object(_) => Ok(Self(payload.to_string())),
+            serde_json::Value::Object(_) => Ok(Self(text(payload))),
             serde_json::Value::Null => Ok(Self("{}".to_owned())),
             other => Err(Error::Invalid(format!(
                 "the task of an inbound message needs a JSON object payload, not {other}"

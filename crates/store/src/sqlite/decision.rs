@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::queue::{Enqueued, enqueue_claiming};
 use super::rows::db;
 use super::writer::Ctx;
-use crate::codec::{PayloadAwaitingInboxId, micros};
+use crate::codec::{PayloadAwaitingInboxId, micros, text};
 use crate::error::{Error, Result};
 use crate::{
     Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
@@ -27,16 +27,12 @@ impl Prepared {
     /// Renders the documents of `decision` (call it off the writer thread).
     pub(crate) fn new(decision: Decision) -> Self {
         let events = decision.append.as_ref().map_or_else(Vec::new, |append| {
-            append
-                .events
-                .iter()
-                .map(|e| e.payload.to_string())
-                .collect()
+            append.events.iter().map(|e| text(&e.payload)).collect()
         });
         Self {
             events,
             tasks: render_tasks(&decision.tasks),
-            order_body: decision.order.as_ref().map(|o| o.body.to_string()),
+            order_body: decision.order.as_ref().map(|o| text(&o.body)),
             timeline: render_timeline(&decision.timeline),
             decision,
         }
@@ -45,12 +41,12 @@ impl Prepared {
 
 /// Task payloads as JSON text.
 pub(crate) fn render_tasks(tasks: &[NewTask]) -> Vec<String> {
-    tasks.iter().map(|t| t.payload.to_string()).collect()
+    tasks.iter().map(|t| text(&t.payload)).collect()
 }
 
 /// Timeline details as JSON text.
 pub(crate) fn render_timeline(entries: &[TimelineEntry]) -> Vec<String> {
-    entries.iter().map(|e| e.detail.to_string()).collect()
+    entries.iter().map(|e| text(&e.detail)).collect()
 }
 
 /// Applies every write of a decision, with `queue_change` (the lease's completion, retry
@@ -356,7 +352,7 @@ fn upsert_account(ctx: &Ctx<'_>, a: &AccountRow) -> Result<()> {
             a.erp_ref,
             a.name,
             a.tier,
-            a.body.to_string(),
+            text(&a.body),
             micros(a.updated_at),
         ])
         .map_err(db)?;
@@ -422,7 +418,7 @@ pub(crate) fn audit(ctx: &Ctx<'_>, e: &AuditEntry) -> Result<i64> {
             e.actor,
             e.action,
             e.target,
-            e.detail.to_string()
+            text(&e.detail)
         ])
         .map_err(db)?;
     Ok(ctx.conn.last_insert_rowid())

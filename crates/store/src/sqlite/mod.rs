@@ -115,7 +115,7 @@ impl Store for SqliteStore {
         claim: Option<LeaseRequest>,
     ) -> Result<(Accepted, Option<Lease>)> {
         // Rendered here, off the writer thread.
-        let body = message.body.to_string();
+        let body = crate::codec::text(&message.body);
         let payload = message
             .task
             .as_ref()
