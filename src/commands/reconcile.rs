@@ -52,7 +52,7 @@ pub async fn run(args: ReconcileArgs) -> Result<()> {
     let orders: Vec<(OrderRow, OrderSummary)> = rows
         .into_iter()
         .filter_map(|row| {
-            let summary = serde_json::from_value(row.body.clone()).ok()?;
+            let summary = row.body.parse().ok()?;
             Some((row, summary))
         })
         .collect();

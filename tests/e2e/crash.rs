@@ -143,7 +143,8 @@ lease_ms = 15000
         let created = booking["orders_created"].as_u64().unwrap_or(0);
         if row.status == "Rejected" {
             assert!(created <= 1, "{reference}: {created} sales");
-            let reason = row.body["reason"].as_str().unwrap_or_default();
+            let body = row.body.value();
+            let reason = body["reason"].as_str().unwrap_or_default();
             assert!(
                 reason.contains("credit"),
                 "{reference} was rejected for something other than credit: {reason:?}"

@@ -48,7 +48,7 @@ pub async fn visible_order(
 /// # Errors
 /// 500 when the stored summary cannot be read.
 pub fn summary(row: &OrderRow) -> Result<OrderSummary, Problem> {
-    serde_json::from_value(row.body.clone()).map_err(|e| {
+    row.body.parse().map_err(|e| {
         Problem::internal(format!(
             "the summary of order {} is unreadable: {e}",
             row.order_id

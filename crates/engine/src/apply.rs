@@ -6,7 +6,8 @@ use crossdock_domain::order::{
     Command, Effect, Event, Lane as LaneName, Order, decide, evolve, react,
 };
 use crossdock_store::{
-    Decision, ExternalRef, NewEvent, NewTask, OrderRow, SharedStore, StreamAppend, TimelineEntry,
+    Decision, ExternalRef, JsonText, NewEvent, NewTask, OrderRow, SharedStore, StreamAppend,
+    TimelineEntry,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -281,7 +282,7 @@ pub fn order_row(
         }),
         updated_at: now,
         version,
-        body: serde_json::to_value(&summary).unwrap_or_default(),
+        body: JsonText::of(&summary).unwrap_or_default(),
         sf_synced_status: None,
         sf_synced_version: None,
         sf_synced_at: None,

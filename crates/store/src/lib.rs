@@ -42,7 +42,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{NewEvent, StoredEvent, StreamAppend};
 pub use inbox::{Accepted, InboundRecord, InboundStatus, NewInbound};
 pub use journal::{AuditEntry, StoredAuditEntry, StoredTimelineEntry, TimelineEntry};
-pub use projections::{AccountRow, ExternalRef, InventoryRow, OrderQuery, OrderRow, SyncMark};
+pub use projections::{
+    AccountRow, ExternalRef, InventoryRow, JsonText, OrderQuery, OrderRow, SyncMark,
+};
 pub use tasks::{LaneDepth, Lease, LeaseRequest, NewTask, Task, TaskState};
 
 /// What a store's single writer has done since the store opened.

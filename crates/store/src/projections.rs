@@ -1,8 +1,90 @@
 //! Read models: order summaries, inventory cache, accounts, and the index from any external
 //! id to the order it names.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
+
+/// A JSON document kept as its text: rendered once by whoever builds it (straight from its
+/// typed form, with no `serde_json::Value` tree in between), stored as is, and parsed only
+/// by a reader that needs its fields. Serializes as the document itself.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(Box<RawValue>);
+
+impl JsonText {
+    /// Renders `value`.
+    ///
+    /// # Errors
+    /// `value`'s `Serialize` failed (a map with non-string keys, say).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// Takes `text` as is, once checked to be one JSON document.
+    ///
+    /// # Errors
+    /// `text` is not JSON.
+    pub fn from_text(text: String) -> serde_json::Result<Self> {
+        RawValue::from_string(text).map(Self)
+    }
+
+    /// The document's text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Parses the document into `T`.
+    ///
+    /// # Errors
+    /// The document does not have `T`'s shape.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(self.as_str())
+    }
+
+    /// The document as a `serde_json::Value` (for a reader of a field or two).
+    #[must_use]
+    pub fn value(&self) -> serde_json::Value {
+        self.parse().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `null`.
+impl Default for JsonText {
+    fn default() -> Self {
+        Self(RawValue::NULL.to_owned())
+    }
+}
+
+impl From<&serde_json::Value> for JsonText {
+    fn from(value: &serde_json::Value) -> Self {
+        // Rendering a `Value` cannot fail: its map keys are strings.
+        Self::of(value).unwrap_or_default()
+    }
+}
+
+/// The same document: the same text, or the same JSON once parsed (PostgreSQL's `jsonb`
+/// gives a document back with its own spacing and key order).
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.value() == other.value()
+    }
+}
+
+impl fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The summary row of one order (typed columns for queries, the full summary as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,8 +133,8 @@ pub struct OrderRow {
     pub updated_at: OffsetDateTime,
     /// Stream version the row reflects.
     pub version: i64,
-    /// Full summary.
-    pub body: serde_json::Value,
+    /// Full summary (JSON).
+    pub body: JsonText,
     /// Status last confirmed written to Salesforce.
     pub sf_synced_status: Option<String>,
     /// Stream version last confirmed written to Salesforce.

@@ -319,7 +319,7 @@ async fn demo_rows(world: &World) -> Result<Vec<crossdock_store::OrderRow>> {
 
 fn returns_closed(rows: &[crossdock_store::OrderRow]) -> usize {
     rows.iter()
-        .filter_map(|r| serde_json::from_value::<OrderSummary>(r.body.clone()).ok())
+        .filter_map(|r| r.body.parse::<OrderSummary>().ok())
         .flat_map(|s| s.returns)
         .filter(|r| r.status == crossdock_domain::order::ReturnStatus::Closed)
         .count()
@@ -375,8 +375,9 @@ async fn measure(world: &World, plan: &Plan, user: &SalesforceUser) -> Result<Re
             .and_then(|n| n.parse().ok());
         if let Some(n) = n {
             let expected = report::expected(plan, n);
-            let cancel_too_late =
-                expected == "Cancelled" && row.status == "Closed" && row.body["reason"].is_null();
+            let cancel_too_late = expected == "Cancelled"
+                && row.status == "Closed"
+                && row.body.value()["reason"].is_null();
             if row.status != expected && !cancel_too_late {
                 report.unexpected.push(format!(
                     "{} (demo order {n}) is {}, planned {expected}",
@@ -385,7 +386,7 @@ async fn measure(world: &World, plan: &Plan, user: &SalesforceUser) -> Result<Re
             }
         }
         report.reconciled += 1;
-        let summary: OrderSummary = serde_json::from_value(row.body.clone())?;
+        let summary: OrderSummary = row.body.parse()?;
         let sf_id = sf["Id"].as_str().unwrap_or_default();
         let view = SalesforceView {
             status: sf["Hub_Status__c"].as_str().map(str::to_owned),

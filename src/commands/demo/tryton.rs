@@ -408,7 +408,7 @@ impl Peak {
         let times: Vec<StageTimes> = rows
             .iter()
             .filter(|r| burst.contains(&r.order_id))
-            .filter_map(|r| serde_json::from_value::<OrderSummary>(r.body.clone()).ok())
+            .filter_map(|r| r.body.parse::<OrderSummary>().ok())
             .map(|s| s.times)
             .collect();
         let start = times.iter().filter_map(|t| t.captured).min();

@@ -689,7 +689,7 @@ fn unsynced_since(row: &OrderRow) -> OffsetDateTime {
 
 /// Value of returned units at the order's prices.
 fn return_value(row: &OrderRow, lines: &BTreeMap<u32, u32>) -> Decimal {
-    let Ok(summary) = serde_json::from_value::<OrderSummary>(row.body.clone()) else {
+    let Ok(summary) = row.body.parse::<OrderSummary>() else {
         return Decimal::ZERO;
     };
     lines

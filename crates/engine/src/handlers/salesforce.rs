@@ -39,7 +39,7 @@ async fn row(engine: &Engine, lease: &Lease) -> Result<OrderRow, Failure> {
 const READS_AT_ONCE: usize = 16;
 
 fn summary(row: &OrderRow) -> Result<OrderSummary, Failure> {
-    serde_json::from_value(row.body.clone()).map_err(|e| {
+    row.body.parse().map_err(|e| {
         Failure::permanent(format!(
             "stored summary of {} is unreadable: {e}",
             row.order_id

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::{
-    Decision, Lease, LeaseRequest, NewEvent, NewInbound, NewTask, OrderRow, SharedStore,
+    Decision, JsonText, Lease, LeaseRequest, NewEvent, NewInbound, NewTask, OrderRow, SharedStore,
     StreamAppend, Task, TimelineEntry,
 };
 
@@ -130,7 +130,7 @@ pub fn order(order_id: &str, status: &str, version: i64, updated_at: OffsetDateT
         ended_at: None,
         updated_at,
         version,
-        body: json!({ "order": order_id, "status": status, "version": version }),
+        body: JsonText::from(&json!({ "order": order_id, "status": status, "version": version })),
         sf_synced_status: None,
         sf_synced_version: None,
         sf_synced_at: None,

@@ -227,7 +227,7 @@ async fn upsert_order(conn: &mut PgConnection, o: &OrderRow) -> PgResult<()> {
     .bind(o.ended_at)
     .bind(o.updated_at)
     .bind(o.version)
-    .bind(&o.body)
+    .bind(sqlx::types::Json(&o.body))
     .bind(&o.sf_synced_status)
     .bind(o.sf_synced_version)
     .bind(o.sf_synced_at)

@@ -6,8 +6,8 @@ use sqlx::{Decode, Postgres, Row, Type};
 use crate::error::{Error, Result};
 use crate::journal::{AuditEntry, TimelineEntry};
 use crate::{
-    AccountRow, DeadLetter, DeadLetterStatus, InboundRecord, InboundStatus, InventoryRow, OrderRow,
-    StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task, TaskState,
+    AccountRow, DeadLetter, DeadLetterStatus, InboundRecord, InboundStatus, InventoryRow, JsonText,
+    OrderRow, StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task, TaskState,
 };
 
 /// Column `i` of `row`.
@@ -153,7 +153,7 @@ pub(crate) fn order(row: &PgRow) -> Result<OrderRow> {
         ended_at: get(row, 15)?,
         updated_at: get(row, 16)?,
         version: get(row, 17)?,
-        body: get(row, 18)?,
+        body: get::<sqlx::types::Json<JsonText>>(row, 18)?.0,
         sf_synced_status: get(row, 19)?,
         sf_synced_version: get(row, 20)?,
         sf_synced_at: get(row, 21)?,

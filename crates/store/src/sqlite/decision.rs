@@ -19,7 +19,6 @@ pub(crate) struct Prepared {
     decision: Decision,
     events: Vec<String>,
     tasks: Vec<String>,
-    order_body: Option<String>,
     timeline: Vec<String>,
 }
 
@@ -32,7 +31,6 @@ impl Prepared {
         Self {
             events,
             tasks: render_tasks(&decision.tasks),
-            order_body: decision.order.as_ref().map(|o| text(&o.body)),
             timeline: render_timeline(&decision.timeline),
             decision,
         }
@@ -95,8 +93,8 @@ fn apply_claimed(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
             }
         }
     }
-    if let (Some(order), Some(body)) = (&decision.order, &prepared.order_body) {
-        upsert_order(ctx, order, body)?;
+    if let Some(order) = &decision.order {
+        upsert_order(ctx, order, order.body.as_str())?;
     }
     for mark in &decision.synced {
         mark_synced(ctx, mark)?;

@@ -8,8 +8,8 @@ use crate::codec::{attempts, from_micros, json};
 use crate::error::{Error, Result};
 use crate::journal::{AuditEntry, TimelineEntry};
 use crate::{
-    AccountRow, DeadLetter, DeadLetterStatus, InboundRecord, InboundStatus, InventoryRow, OrderRow,
-    StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task, TaskState,
+    AccountRow, DeadLetter, DeadLetterStatus, InboundRecord, InboundStatus, InventoryRow, JsonText,
+    OrderRow, StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task, TaskState,
 };
 
 /// Database error.
@@ -200,7 +200,8 @@ pub(crate) fn order(row: &Row<'_>) -> Result<OrderRow> {
         ended_at: time_opt(row, 15)?,
         updated_at: time(row, 16)?,
         version: get(row, 17)?,
-        body: json(&get::<String>(row, 18)?, "order body")?,
+        body: JsonText::from_text(get(row, 18)?)
+            .map_err(|e| Error::Corrupt(format!("order body is not JSON: {e}")))?,
         sf_synced_status: get(row, 19)?,
         sf_synced_version: get(row, 20)?,
         sf_synced_at: time_opt(row, 21)?,
