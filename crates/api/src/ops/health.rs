@@ -832,7 +832,7 @@ mod tests {
             ended_at: None,
             updated_at: t + time::Duration::minutes(95),
             version: 7,
-            body: serde_json::Value::Null,
+            body: crossdock_store::JsonText::default(),
             sf_synced_status: Some("Booked".to_owned()),
             sf_synced_version: Some(3),
             sf_synced_at: Some(t + time::Duration::minutes(2)),

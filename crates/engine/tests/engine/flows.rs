@@ -352,7 +352,7 @@ async fn until_quiet(hub: &Hub) {
 
 async fn summary(hub: &Hub, order: &str) -> OrderSummary {
     let row = hub.store.order(order).await.unwrap().expect("order row");
-    serde_json::from_value(row.body).expect("summary")
+    row.body.parse().expect("summary")
 }
 
 /// How many events of `kind` the order's stream holds.
@@ -834,7 +834,7 @@ async fn a_return_requested_twice_gets_one_rma_one_credit_memo_and_one_refund() 
             let Some(row) = store.order("RET-1").await.unwrap() else {
                 return false;
             };
-            let summary: OrderSummary = serde_json::from_value(row.body).unwrap();
+            let summary: OrderSummary = row.body.parse().unwrap();
             summary
                 .returns
                 .iter()

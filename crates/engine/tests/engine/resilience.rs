@@ -198,7 +198,7 @@ async fn a_credit_refusal_rejects_the_order_and_tells_salesforce() {
     .await;
     let row = store.order("CR-1").await.unwrap().unwrap();
     assert!(
-        row.body["reason"]
+        row.body.value()["reason"]
             .as_str()
             .unwrap_or("")
             .contains("credit limit"),
