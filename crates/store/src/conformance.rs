@@ -121,6 +121,8 @@ mod suite {
             => read_models::accounts_are_upserted;
         sqlite_timeline_and_audit_keep_order, postgres_timeline_and_audit_keep_order
             => read_models::timeline_and_audit_keep_order;
+        sqlite_timeline_entries_of_one_write_come_back_whole, postgres_timeline_entries_of_one_write_come_back_whole
+            => read_models::timeline_entries_of_one_write_come_back_whole;
 
         sqlite_kv_records, postgres_kv_records
             => kv::records;

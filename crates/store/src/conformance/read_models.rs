@@ -5,6 +5,7 @@ use serde_json::json;
 use super::fixtures::{T0, at, order, timeline};
 use crate::{
     AccountRow, AuditEntry, Decision, ExternalRef, InventoryRow, OrderQuery, SharedStore, SyncMark,
+    TimelineEntry,
 };
 
 /// A subscriber's position is saved, replaced and listed with its time.
@@ -346,6 +347,59 @@ pub async fn accounts_are_upserted(store: SharedStore) {
         .unwrap();
     assert_eq!(store.account("ACC-9").await.unwrap().unwrap().tier, "Gold");
     assert_eq!(store.account("ACC-0").await.unwrap(), None);
+}
+
+/// Several entries of one write, for two orders, interleaved: each comes back whole, in
+/// order, with an id no other entry has.
+pub async fn timeline_entries_of_one_write_come_back_whole(store: SharedStore) {
+    let mut attempt = timeline("G1", "attempt \"1\": done", at(2));
+    attempt.kind = "attempt".into();
+    attempt.outcome = Some("ok".into());
+    attempt.system = None;
+    attempt.latency_ms = None;
+    attempt.correlation = None;
+    attempt.detail = json!({ "task": 7, "nested": { "list": [1, "two", null] } });
+    let first = vec![
+        timeline("G1", "received", at(1)),
+        timeline("G1", "captured", at(1)),
+        attempt,
+        timeline("G2", "other order", at(2)),
+        timeline("G1", "after the other order", at(3)),
+    ];
+    store
+        .commit(Decision {
+            timeline: first.clone(),
+            ..Decision::default()
+        })
+        .await
+        .unwrap();
+    let single = timeline("G1", "alone", at(4));
+    store.append_timeline(vec![single.clone()]).await.unwrap();
+    let pair = vec![timeline("G2", "a", at(5)), timeline("G2", "b", at(5))];
+    store.append_timeline(pair.clone()).await.unwrap();
+
+    let g1 = store.timeline("G1").await.unwrap();
+    let expected: Vec<TimelineEntry> = [&first[0], &first[1], &first[2], &first[4], &single]
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        g1.iter().map(|e| e.entry.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    let g2 = store.timeline("G2").await.unwrap();
+    assert_eq!(
+        g2.iter()
+            .map(|e| e.entry.summary.as_str())
+            .collect::<Vec<_>>(),
+        ["other order", "a", "b"]
+    );
+    let mut ids: Vec<i64> = g1.iter().chain(&g2).map(|e| e.id).collect();
+    assert!(g1.windows(2).all(|w| w[0].id < w[1].id), "{g1:?}");
+    assert!(g2.windows(2).all(|w| w[0].id < w[1].id), "{g2:?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), g1.len() + g2.len(), "ids are unique");
 }
 
 /// Timeline entries come back per order in the order written; the audit log pages by id.

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::{
     Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
     InventoryRow, Lease, LeaseRequest, NewInbound, NewTask, OrderRow, StreamAppend, SyncMark,
-    TimelineEntry,
 };
 
 /// A decision with its JSON documents rendered, so that the writer thread only writes.
@@ -19,7 +18,7 @@ pub(crate) struct Prepared {
     decision: Decision,
     events: Vec<String>,
     tasks: Vec<String>,
-    timeline: Vec<String>,
+    timeline: Vec<super::timeline::Group>,
 }
 
 impl Prepared {
@@ -31,7 +30,7 @@ impl Prepared {
         Self {
             events,
             tasks: render_tasks(&decision.tasks),
-            timeline: render_timeline(&decision.timeline),
+            timeline: super::timeline::render(&decision.timeline),
             decision,
         }
     }
@@ -40,11 +39,6 @@ impl Prepared {
 /// Task payloads as JSON text.
 pub(crate) fn render_tasks(tasks: &[NewTask]) -> Vec<String> {
     tasks.iter().map(|t| text(&t.payload)).collect()
-}
-
-/// Timeline details as JSON text.
-pub(crate) fn render_timeline(entries: &[TimelineEntry]) -> Vec<String> {
-    entries.iter().map(|e| text(&e.detail)).collect()
 }
 
 /// Applies every write of a decision, with `queue_change` (the lease's completion, retry
@@ -108,7 +102,7 @@ fn apply_claimed(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
     for reference in &decision.refs {
         upsert_ref(ctx, reference)?;
     }
-    append_timeline(ctx, &decision.timeline, &prepared.timeline)?;
+    super::timeline::append(ctx, &decision.timeline, &prepared.timeline)?;
     for entry in &decision.audit {
         audit(ctx, entry)?;
     }
@@ -367,40 +361,6 @@ fn upsert_ref(ctx: &Ctx<'_>, r: &ExternalRef) -> Result<()> {
         .map_err(db)?
         .execute(params![r.value, r.namespace, r.order_id])
         .map_err(db)?;
-    Ok(())
-}
-
-/// Appends timeline entries, with their rendered details.
-pub(crate) fn append_timeline(
-    ctx: &Ctx<'_>,
-    entries: &[TimelineEntry],
-    details: &[String],
-) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut stmt = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO timeline (order_id, at, kind, summary, detail, system, outcome,
-                                   latency_ms, correlation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(db)?;
-    for (e, detail) in entries.iter().zip(details) {
-        stmt.execute(params![
-            e.order_id,
-            micros(e.at),
-            e.kind,
-            e.summary,
-            detail,
-            e.system,
-            e.outcome,
-            e.latency_ms,
-            e.correlation,
-        ])
-        .map_err(db)?;
-    }
     Ok(())
 }
 

@@ -23,6 +23,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "no lane index",
         include_str!("../../migrations/sqlite/0003_no_lane_index.sql"),
     ),
+    (
+        4,
+        "timeline groups",
+        include_str!("../../migrations/sqlite/0004_timeline_groups.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {

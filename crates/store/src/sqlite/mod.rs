@@ -26,6 +26,7 @@ mod reads;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod timeline;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -356,8 +357,8 @@ impl Store for SqliteStore {
         }
         self.writer
             .write_with(
-                (decision::render_timeline(&entries), entries),
-                |ctx, (details, entries)| decision::append_timeline(ctx, entries, details),
+                (timeline::render(&entries), entries),
+                |ctx, (groups, entries)| timeline::append(ctx, entries, groups),
             )
             .await
     }
@@ -365,7 +366,7 @@ impl Store for SqliteStore {
     async fn timeline(&self, order_id: &str) -> Result<Vec<StoredTimelineEntry>> {
         let order_id = order_id.to_owned();
         self.readers
-            .read(move |c| reads::timeline(c, &order_id))
+            .read(move |c| timeline::read(c, &order_id))
             .await
     }
 

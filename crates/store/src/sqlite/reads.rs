@@ -6,13 +6,13 @@ use time::OffsetDateTime;
 
 use super::rows::{
     self, ACCOUNT_COLUMNS, AUDIT_COLUMNS, DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INBOX_COLUMNS,
-    INVENTORY_COLUMNS, ORDER_COLUMNS, TASK_COLUMNS, TIMELINE_COLUMNS, db, first, get,
+    INVENTORY_COLUMNS, ORDER_COLUMNS, TASK_COLUMNS, db, first, get,
 };
 use crate::codec::{from_micros, micros};
 use crate::error::Result;
 use crate::{
     AccountRow, DeadLetter, DeadLetterFilter, InboundRecord, InboundStatus, InventoryRow,
-    LaneDepth, OrderQuery, OrderRow, StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task,
+    LaneDepth, OrderQuery, OrderRow, StoredAuditEntry, StoredEvent, Task,
 };
 
 /// Default page size of list queries.
@@ -308,18 +308,6 @@ pub(crate) fn account(conn: &Connection, account_id: &str) -> Result<Option<Acco
             .map_err(db)?,
         [account_id],
         rows::account,
-    )
-}
-
-pub(crate) fn timeline(conn: &Connection, order_id: &str) -> Result<Vec<StoredTimelineEntry>> {
-    rows::all(
-        &mut *conn
-            .prepare_cached(&format!(
-                "SELECT {TIMELINE_COLUMNS} FROM timeline WHERE order_id = ?1 ORDER BY id"
-            ))
-            .map_err(db)?,
-        [order_id],
-        rows::timeline,
     )
 }
 

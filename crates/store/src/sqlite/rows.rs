@@ -6,10 +6,10 @@ use time::OffsetDateTime;
 
 use crate::codec::{attempts, from_micros, json};
 use crate::error::{Error, Result};
-use crate::journal::{AuditEntry, TimelineEntry};
+use crate::journal::AuditEntry;
 use crate::{
     AccountRow, DeadLetter, DeadLetterStatus, InboundRecord, InboundStatus, InventoryRow, JsonText,
-    OrderRow, StoredAuditEntry, StoredEvent, StoredTimelineEntry, Task, TaskState,
+    OrderRow, StoredAuditEntry, StoredEvent, Task, TaskState,
 };
 
 /// Database error.
@@ -238,28 +238,6 @@ pub(crate) fn account(row: &Row<'_>) -> Result<AccountRow> {
         tier: get(row, 4)?,
         body: json(&get::<String>(row, 5)?, "account body")?,
         updated_at: time(row, 6)?,
-    })
-}
-
-/// Timeline columns, in the order [`timeline`] reads them.
-pub(crate) const TIMELINE_COLUMNS: &str =
-    "id, order_id, at, kind, summary, detail, system, outcome, latency_ms, correlation";
-
-/// A timeline entry from [`TIMELINE_COLUMNS`].
-pub(crate) fn timeline(row: &Row<'_>) -> Result<StoredTimelineEntry> {
-    Ok(StoredTimelineEntry {
-        id: get(row, 0)?,
-        entry: TimelineEntry {
-            order_id: get(row, 1)?,
-            at: time(row, 2)?,
-            kind: get(row, 3)?,
-            summary: get(row, 4)?,
-            detail: json(&get::<String>(row, 5)?, "timeline detail")?,
-            system: get(row, 6)?,
-            outcome: get(row, 7)?,
-            latency_ms: get(row, 8)?,
-            correlation: get(row, 9)?,
-        },
     })
 }
 
