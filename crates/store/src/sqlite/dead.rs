@@ -10,10 +10,9 @@ use crate::codec::micros;
 use crate::error::{Error, Result};
 
 /// The state and task of a dead letter; `Invalid` unless it is open.
-fn open_letter(ctx: &Ctx<'_>, id: i64, action: &str) -> Result<(i64, bool, String)> {
+fn open_letter(ctx: &Ctx<'_, '_>, id: i64, action: &str) -> Result<(i64, bool, String)> {
     let found: Option<(String, i64, bool, String)> = ctx
-        .conn
-        .prepare_cached("SELECT status, task_id, blocking, key FROM dead_letters WHERE id = ?1")
+        .prepare("SELECT status, task_id, blocking, key FROM dead_letters WHERE id = ?1")
         .map_err(db)?
         .query_row([id], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
@@ -33,11 +32,8 @@ fn open_letter(ctx: &Ctx<'_>, id: i64, action: &str) -> Result<(i64, bool, Strin
 }
 
 /// Whether the queue still holds the dead task of a blocking dead letter.
-fn dead_task_queued(ctx: &Ctx<'_>, task_id: i64, letter: i64) -> Result<bool> {
-    ctx.conn
-        .prepare_cached(
-            "SELECT 1 FROM tasks WHERE id = ?1 AND state = 'dead' AND dead_letter_id = ?2",
-        )
+fn dead_task_queued(ctx: &Ctx<'_, '_>, task_id: i64, letter: i64) -> Result<bool> {
+    ctx.prepare("SELECT 1 FROM tasks WHERE id = ?1 AND state = 'dead' AND dead_letter_id = ?2")
         .map_err(db)?
         .exists(params![task_id, letter])
         .map_err(db)
@@ -45,20 +41,19 @@ fn dead_task_queued(ctx: &Ctx<'_>, task_id: i64, letter: i64) -> Result<bool> {
 
 /// Sends an open dead letter's task back to the queue under its original id.
 pub(crate) fn retry(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     id: i64,
     payload: Option<&serde_json::Value>,
     by: &str,
     now: time::OffsetDateTime,
 ) -> Result<i64> {
-    let conn = ctx.conn;
     let (task_id, blocking, key) = open_letter(ctx, id, "retried")?;
     let now_us = micros(now);
     let resolution = match payload {
         Some(_) => format!("retried with an edited payload by {by}"),
         None => format!("retried by {by}"),
     };
-    conn.prepare_cached(
+    ctx.prepare(
         "UPDATE dead_letters SET status = 'retried', resolution = ?2, closed_at = ?3 WHERE id = ?1",
     )
     .map_err(db)?
@@ -66,7 +61,7 @@ pub(crate) fn retry(
     .map_err(db)?;
     let payload = payload.map(ToString::to_string);
     if blocking && dead_task_queued(ctx, task_id, id)? {
-        conn.prepare_cached(
+        ctx.prepare(
             "UPDATE tasks SET state = 'pending', due_at = ?2, ready_at = ?2, attempts = 0,
                     payload = coalesce(?3, payload), dead_letter_id = NULL
              WHERE id = ?1",
@@ -75,7 +70,7 @@ pub(crate) fn retry(
         .execute(params![task_id, now_us, payload])
         .map_err(db)?;
     } else {
-        conn.prepare_cached(
+        ctx.prepare(
             "INSERT INTO tasks (id, lane, kind, key, dedupe, idempotency_key, payload, due_at,
                                 attempts, blocking, order_id, created_at, last_error, state,
                                 head, ready_at)
@@ -93,25 +88,24 @@ pub(crate) fn retry(
 
 /// Closes an open dead letter; its dead task (if blocking) leaves the queue.
 pub(crate) fn resolve(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     id: i64,
     reason: &str,
     by: &str,
     now: time::OffsetDateTime,
 ) -> Result<()> {
     let (task_id, blocking, _) = open_letter(ctx, id, "resolved")?;
-    ctx.conn
-        .prepare_cached(
-            "UPDATE dead_letters SET status = 'resolved', resolution = ?2, closed_at = ?3
+    ctx.prepare(
+        "UPDATE dead_letters SET status = 'resolved', resolution = ?2, closed_at = ?3
              WHERE id = ?1",
-        )
-        .map_err(db)?
-        .execute(params![
-            id,
-            format!("resolved by {by}: {reason}"),
-            micros(now)
-        ])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![
+        id,
+        format!("resolved by {by}: {reason}"),
+        micros(now)
+    ])
+    .map_err(db)?;
     if blocking && dead_task_queued(ctx, task_id, id)? {
         remove(ctx, task_id)?;
     }
@@ -119,11 +113,10 @@ pub(crate) fn resolve(
 }
 
 /// Auto-resolves the open dead letters of an order and task kind; returns how many.
-pub(crate) fn auto_resolve(ctx: &Ctx<'_>, order_id: &str, kind: &str) -> Result<u64> {
+pub(crate) fn auto_resolve(ctx: &Ctx<'_, '_>, order_id: &str, kind: &str) -> Result<u64> {
     let closed: Vec<(i64, i64, bool)> = super::rows::all(
         &mut *ctx
-            .conn
-            .prepare_cached(
+            .prepare(
                 "UPDATE dead_letters
                  SET status = 'auto_resolved', closed_at = ?3,
                      resolution = 'a later attempt of the same step succeeded'

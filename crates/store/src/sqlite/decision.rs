@@ -46,7 +46,7 @@ pub(crate) fn render_tasks(tasks: &[NewTask]) -> Vec<String> {
 /// that commonly fails — so that a conflict has written nothing (see the writer's module
 /// documentation). Fails as a whole (the writer rolls it back).
 pub(crate) fn apply<T>(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     prepared: &Prepared,
     queue_change: impl FnOnce() -> Result<T>,
 ) -> Result<(T, Committed)> {
@@ -57,7 +57,7 @@ pub(crate) fn apply<T>(
     Ok((changed, apply_claimed(ctx, prepared)?))
 }
 
-fn apply_claimed(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
+fn apply_claimed(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
     let decision = &prepared.decision;
     let mut committed = Committed::default();
     if let Some(append) = &decision.append {
@@ -115,8 +115,7 @@ fn apply_claimed(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Committed> {
     Ok(committed)
 }
 
-fn claim_version(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<()> {
-    let conn = ctx.conn;
+fn claim_version(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<()> {
     let expected = append.expected_version;
     let n = i64::try_from(append.events.len()).unwrap_or(i64::MAX);
     // Claim the new version in one statement (it only matches at the expected version); a
@@ -124,7 +123,7 @@ fn claim_version(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<()> {
     let claimed = if n == 0 {
         stream_version(ctx, &append.stream)? == expected
     } else if expected == 0 {
-        conn.prepare_cached(
+        ctx.prepare(
             "INSERT INTO streams (stream, version) VALUES (?1, ?2)
              ON CONFLICT (stream) DO NOTHING",
         )
@@ -133,7 +132,7 @@ fn claim_version(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<()> {
         .map_err(db)?
             == 1
     } else {
-        conn.prepare_cached("UPDATE streams SET version = ?2 WHERE stream = ?1 AND version = ?3")
+        ctx.prepare("UPDATE streams SET version = ?2 WHERE stream = ?1 AND version = ?3")
             .map_err(db)?
             .execute(params![append.stream, expected + n, expected])
             .map_err(db)?
@@ -152,15 +151,15 @@ fn claim_version(ctx: &Ctx<'_>, append: &StreamAppend) -> Result<()> {
 /// Inserts the events of a claimed append; returns the stream's new version and the
 /// events' global sequence numbers.
 fn insert_events(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     append: &StreamAppend,
     payloads: &[String],
 ) -> Result<(i64, Vec<i64>)> {
     let conn = ctx.conn;
     let expected = append.expected_version;
     let mut seqs = Vec::with_capacity(append.events.len());
-    let mut stmt = conn
-        .prepare_cached(
+    let mut stmt = ctx
+        .prepare(
             "INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at,
                                  causation, correlation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -185,10 +184,9 @@ fn insert_events(
     Ok((version, seqs))
 }
 
-fn stream_version(ctx: &Ctx<'_>, stream: &str) -> Result<i64> {
+fn stream_version(ctx: &Ctx<'_, '_>, stream: &str) -> Result<i64> {
     Ok(ctx
-        .conn
-        .prepare_cached("SELECT version FROM streams WHERE stream = ?1")
+        .prepare("SELECT version FROM streams WHERE stream = ?1")
         .map_err(db)?
         .query_row([stream], |row| row.get(0))
         .optional()
@@ -196,7 +194,7 @@ fn stream_version(ctx: &Ctx<'_>, stream: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
+fn upsert_order(ctx: &Ctx<'_, '_>, o: &OrderRow, body: &str) -> Result<()> {
     // `account` is not in the upsert's SET: naming a column there rewrites every index on
     // it, even to the same value, and an order's account practically never changes. The
     // upsert only updates a row of the same account; when it changed nothing and the row is
@@ -209,12 +207,11 @@ fn upsert_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<()> {
 
 /// The summary upsert; returns the rows it changed (0 when the stored row is newer or of
 /// another account).
-fn write_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<usize> {
+fn write_order(ctx: &Ctx<'_, '_>, o: &OrderRow, body: &str) -> Result<usize> {
     // A row never goes back to an older version; the Salesforce confirmation columns only
     // move forward (they are normally set by sync marks).
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
+    ctx.prepare(
+"INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
                                  total, currency, captured_at, booked_at, shipped_at,
                                  delivered_at, invoiced_at, paid_at, ended_at, updated_at,
                                  version, body, sf_synced_status, sf_synced_version,
@@ -273,10 +270,9 @@ fn write_order(ctx: &Ctx<'_>, o: &OrderRow, body: &str) -> Result<usize> {
 }
 
 /// Gives the stored row `o`'s account unless the stored row is newer; `true` if it moved.
-fn move_account(ctx: &Ctx<'_>, o: &OrderRow) -> Result<bool> {
+fn move_account(ctx: &Ctx<'_, '_>, o: &OrderRow) -> Result<bool> {
     let moved = ctx
-        .conn
-        .prepare_cached(
+        .prepare(
             "UPDATE orders SET account = ?2
              WHERE order_id = ?1 AND account <> ?2 AND version <= ?3",
         )
@@ -286,106 +282,105 @@ fn move_account(ctx: &Ctx<'_>, o: &OrderRow) -> Result<bool> {
     Ok(moved == 1)
 }
 
-fn mark_synced(ctx: &Ctx<'_>, mark: &SyncMark) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE orders SET sf_synced_status = ?2, sf_synced_version = ?3, sf_synced_at = ?4
+fn mark_synced(ctx: &Ctx<'_, '_>, mark: &SyncMark) -> Result<()> {
+    ctx.prepare(
+        "UPDATE orders SET sf_synced_status = ?2, sf_synced_version = ?3, sf_synced_at = ?4
              WHERE order_id = ?1 AND (sf_synced_version IS NULL OR sf_synced_version <= ?3)",
-        )
-        .map_err(db)?
-        .execute(params![
-            mark.order_id,
-            mark.status,
-            mark.version,
-            micros(mark.at)
-        ])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![
+        mark.order_id,
+        mark.status,
+        mark.version,
+        micros(mark.at)
+    ])
+    .map_err(db)?;
     Ok(())
 }
 
-fn upsert_inventory(ctx: &Ctx<'_>, row: &InventoryRow) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO inventory (sku, location, on_hand, reserved, available, as_of, updated_at)
+fn upsert_inventory(ctx: &Ctx<'_, '_>, row: &InventoryRow) -> Result<()> {
+    ctx.prepare(
+        "INSERT INTO inventory (sku, location, on_hand, reserved, available, as_of, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (sku, location) DO UPDATE SET
                  on_hand = excluded.on_hand, reserved = excluded.reserved,
                  available = excluded.available, as_of = excluded.as_of,
                  updated_at = excluded.updated_at
              WHERE excluded.as_of >= inventory.as_of",
-        )
-        .map_err(db)?
-        .execute(params![
-            row.sku,
-            row.location,
-            row.on_hand,
-            row.reserved,
-            row.available,
-            micros(row.as_of),
-            micros(row.updated_at),
-        ])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![
+        row.sku,
+        row.location,
+        row.on_hand,
+        row.reserved,
+        row.available,
+        micros(row.as_of),
+        micros(row.updated_at),
+    ])
+    .map_err(db)?;
     Ok(())
 }
 
-fn upsert_account(ctx: &Ctx<'_>, a: &AccountRow) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO accounts (account_id, sf_id, erp_ref, name, tier, body, updated_at)
+fn upsert_account(ctx: &Ctx<'_, '_>, a: &AccountRow) -> Result<()> {
+    ctx.prepare(
+        "INSERT INTO accounts (account_id, sf_id, erp_ref, name, tier, body, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (account_id) DO UPDATE SET
                  sf_id = excluded.sf_id, erp_ref = excluded.erp_ref, name = excluded.name,
                  tier = excluded.tier, body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .map_err(db)?
-        .execute(params![
-            a.account_id,
-            a.sf_id,
-            a.erp_ref,
-            a.name,
-            a.tier,
-            text(&a.body),
-            micros(a.updated_at),
-        ])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![
+        a.account_id,
+        a.sf_id,
+        a.erp_ref,
+        a.name,
+        a.tier,
+        text(&a.body),
+        micros(a.updated_at),
+    ])
+    .map_err(db)?;
     Ok(())
 }
 
-fn upsert_ref(ctx: &Ctx<'_>, r: &ExternalRef) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO refs (value, namespace, order_id) VALUES (?1, ?2, ?3)
+fn upsert_ref(ctx: &Ctx<'_, '_>, r: &ExternalRef) -> Result<()> {
+    ctx.prepare(
+        "INSERT INTO refs (value, namespace, order_id) VALUES (?1, ?2, ?3)
              ON CONFLICT (value, namespace) DO UPDATE SET order_id = excluded.order_id
              WHERE refs.order_id <> excluded.order_id",
-        )
-        .map_err(db)?
-        .execute(params![r.value, r.namespace, r.order_id])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![r.value, r.namespace, r.order_id])
+    .map_err(db)?;
     Ok(())
 }
 
 /// Appends an audit record; returns its id.
-pub(crate) fn audit(ctx: &Ctx<'_>, e: &AuditEntry) -> Result<i64> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(db)?
-        .execute(params![
-            micros(e.at),
-            e.actor,
-            e.action,
-            e.target,
-            text(&e.detail)
-        ])
-        .map_err(db)?;
+pub(crate) fn audit(ctx: &Ctx<'_, '_>, e: &AuditEntry) -> Result<i64> {
+    ctx.prepare(
+        "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(db)?
+    .execute(params![
+        micros(e.at),
+        e.actor,
+        e.action,
+        e.target,
+        text(&e.detail)
+    ])
+    .map_err(db)?;
     Ok(ctx.conn.last_insert_rowid())
 }
 
-fn mark_inbound(ctx: &Ctx<'_>, id: i64, status: InboundStatus, error: Option<&str>) -> Result<()> {
+fn mark_inbound(
+    ctx: &Ctx<'_, '_>,
+    id: i64,
+    status: InboundStatus,
+    error: Option<&str>,
+) -> Result<()> {
     let changed = ctx
-        .conn
-        .prepare_cached("UPDATE inbox SET status = ?2, error = ?3 WHERE id = ?1")
+        .prepare("UPDATE inbox SET status = ?2, error = ?3 WHERE id = ?1")
         .map_err(db)?
         .execute(params![id, status.as_str(), error])
         .map_err(db)?;
@@ -401,15 +396,14 @@ fn mark_inbound(ctx: &Ctx<'_>, id: i64, status: InboundStatus, error: Option<&st
 /// Stores an inbound message and its task (its payload rendered, awaiting the inbox id)
 /// unless `(source, message_id)` is known; then leases the task for `claim` if it is ready.
 pub(crate) fn accept_inbound(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     m: &NewInbound,
     body: &str,
     payload: Option<&PayloadAwaitingInboxId>,
     claim: Option<&LeaseRequest>,
 ) -> Result<(Accepted, Option<(Lease, String)>)> {
-    let conn = ctx.conn;
-    let inserted: Option<i64> = conn
-        .prepare_cached(
+    let inserted: Option<i64> = ctx
+        .prepare(
             "INSERT INTO inbox (source, message_id, kind, key, received_at, raw, body, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')
              ON CONFLICT (source, message_id) DO NOTHING
@@ -431,8 +425,8 @@ pub(crate) fn accept_inbound(
         .optional()
         .map_err(db)?;
     let Some(id) = inserted else {
-        let existing: i64 = conn
-            .prepare_cached("SELECT id FROM inbox WHERE source = ?1 AND message_id = ?2")
+        let existing: i64 = ctx
+            .prepare("SELECT id FROM inbox WHERE source = ?1 AND message_id = ?2")
             .map_err(db)?
             .query_row(params![m.source, m.message_id], |row| row.get(0))
             .map_err(db)?;
@@ -450,19 +444,18 @@ pub(crate) fn accept_inbound(
 
 /// Saves a subscriber position.
 pub(crate) fn save_cursor(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     name: &str,
     position: &str,
     now: time::OffsetDateTime,
 ) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO cursors (name, position, updated_at) VALUES (?1, ?2, ?3)
+    ctx.prepare(
+        "INSERT INTO cursors (name, position, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET position = excluded.position,
                                               updated_at = excluded.updated_at",
-        )
-        .map_err(db)?
-        .execute(params![name, position, micros(now)])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![name, position, micros(now)])
+    .map_err(db)?;
     Ok(())
 }

@@ -22,15 +22,14 @@ pub(crate) fn get_value(
 }
 
 pub(crate) fn insert(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     namespace: &str,
     key: &str,
     value: &serde_json::Value,
     now: time::OffsetDateTime,
 ) -> Result<bool> {
     let changed = ctx
-        .conn
-        .prepare_cached(
+        .prepare(
             "INSERT INTO kv (namespace, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (namespace, key) DO NOTHING",
         )
@@ -41,21 +40,20 @@ pub(crate) fn insert(
 }
 
 pub(crate) fn put(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     namespace: &str,
     key: &str,
     value: &serde_json::Value,
     now: time::OffsetDateTime,
 ) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO kv (namespace, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+    ctx.prepare(
+        "INSERT INTO kv (namespace, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
                                                         updated_at = excluded.updated_at",
-        )
-        .map_err(db)?
-        .execute(params![namespace, key, value.to_string(), micros(now)])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute(params![namespace, key, value.to_string(), micros(now)])
+    .map_err(db)?;
     Ok(())
 }
 
@@ -84,10 +82,9 @@ pub(crate) fn list(
         .collect()
 }
 
-pub(crate) fn delete(ctx: &Ctx<'_>, namespace: &str, key: &str) -> Result<bool> {
+pub(crate) fn delete(ctx: &Ctx<'_, '_>, namespace: &str, key: &str) -> Result<bool> {
     let changed = ctx
-        .conn
-        .prepare_cached("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")
+        .prepare("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")
         .map_err(db)?
         .execute(params![namespace, key])
         .map_err(db)?;

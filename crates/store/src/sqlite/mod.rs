@@ -24,6 +24,7 @@ mod queue;
 mod readers;
 mod reads;
 mod rows;
+mod statements;
 #[cfg(test)]
 mod tests;
 mod timeline;

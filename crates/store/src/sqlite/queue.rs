@@ -5,6 +5,8 @@
 //! is then one range scan of the partial index `tasks_ready (lane, ready_at) WHERE head = 1`,
 //! whatever the number of blocked tasks behind the heads.
 
+use std::sync::LazyLock;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::{self, TASK_COLUMNS, db, first, get};
@@ -26,7 +28,7 @@ pub(crate) enum Enqueued {
 /// Enqueues one task (its payload already rendered as JSON) unless a pending, not leased
 /// task of its lane has the same `dedupe`. Returns its id, or `None` when it collapsed into
 /// the pending one.
-pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask, payload: &str) -> Result<Option<i64>> {
+pub(crate) fn enqueue(ctx: &Ctx<'_, '_>, task: &NewTask, payload: &str) -> Result<Option<i64>> {
     Ok(match enqueue_claiming(ctx, task, payload, None)? {
         Enqueued::Collapsed => None,
         Enqueued::Queued(id) => Some(id),
@@ -38,15 +40,15 @@ pub(crate) fn enqueue(ctx: &Ctx<'_>, task: &NewTask, payload: &str) -> Result<Op
 /// (due by the claim's time, no other task of its key), it is inserted leased — the claim's
 /// lease without a second write of the row.
 pub(crate) fn enqueue_claiming(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     task: &NewTask,
     payload: &str,
     claim: Option<&LeaseRequest>,
 ) -> Result<Enqueued> {
     let conn = ctx.conn;
     if let Some(dedupe) = &task.dedupe {
-        let twin = conn
-            .prepare_cached(
+        let twin = ctx
+            .prepare(
                 "SELECT 1 FROM tasks WHERE lane = ?1 AND dedupe = ?2 AND state = 'pending' LIMIT 1",
             )
             .map_err(db)?
@@ -60,8 +62,8 @@ pub(crate) fn enqueue_claiming(
     // A claimed task must be its key's head at once: no other task of its key.
     let claim = match claim {
         Some(claim) => {
-            let alone = !conn
-                .prepare_cached("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
+            let alone = !ctx
+                .prepare("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
                 .map_err(db)?
                 .exists([&task.key])
                 .map_err(db)?;
@@ -79,7 +81,7 @@ pub(crate) fn enqueue_claiming(
     // A new task has the highest id: it is the head only when its key has no other task.
     // Leased, it is ready again at its lease's expiry; pending, at its due time.
     let due = micros(task.due_at);
-    conn.prepare_cached(
+    ctx.prepare(
         "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
                             blocking, order_id, created_at, state, head, ready_at,
                             lease_token, lease_owner, lease_expires_at)
@@ -134,11 +136,8 @@ pub(crate) fn enqueue_claiming(
 
 /// Issues `count` lease tokens never issued before; returns the last (the first is
 /// `last - count + 1`).
-fn next_tokens(ctx: &Ctx<'_>, count: i64) -> Result<i64> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE counters SET value = value + ?1 WHERE name = 'lease_token' RETURNING value",
-        )
+fn next_tokens(ctx: &Ctx<'_, '_>, count: i64) -> Result<i64> {
+    ctx.prepare("UPDATE counters SET value = value + ?1 WHERE name = 'lease_token' RETURNING value")
         .map_err(db)?
         .query_row([count], |row| row.get(0))
         .map_err(db)
@@ -146,7 +145,7 @@ fn next_tokens(ctx: &Ctx<'_>, count: i64) -> Result<i64> {
 
 /// Enqueues tasks in order, with their rendered payloads; returns the ids of those enqueued.
 pub(crate) fn enqueue_all(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     tasks: &[NewTask],
     payloads: &[String],
 ) -> Result<Vec<i64>> {
@@ -160,36 +159,33 @@ pub(crate) fn enqueue_all(
 }
 
 /// Makes the oldest task of `key` its head (after the head left the queue).
-fn promote_next(ctx: &Ctx<'_>, key: &str) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE tasks SET head = 1
+fn promote_next(ctx: &Ctx<'_, '_>, key: &str) -> Result<()> {
+    ctx.prepare(
+        "UPDATE tasks SET head = 1
              WHERE id = (SELECT min(id) FROM tasks WHERE key = ?1) AND head = 0",
-        )
-        .map_err(db)?
-        .execute([key])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute([key])
+    .map_err(db)?;
     Ok(())
 }
 
 /// Recomputes the head of `key` from scratch (after a task came back with an old id).
-pub(crate) fn fix_head(ctx: &Ctx<'_>, key: &str) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE tasks SET head = (id = (SELECT min(id) FROM tasks WHERE key = ?1))
+pub(crate) fn fix_head(ctx: &Ctx<'_, '_>, key: &str) -> Result<()> {
+    ctx.prepare(
+        "UPDATE tasks SET head = (id = (SELECT min(id) FROM tasks WHERE key = ?1))
              WHERE key = ?1 AND head <> (id = (SELECT min(id) FROM tasks WHERE key = ?1))",
-        )
-        .map_err(db)?
-        .execute([key])
-        .map_err(db)?;
+    )
+    .map_err(db)?
+    .execute([key])
+    .map_err(db)?;
     Ok(())
 }
 
 /// Deletes a task and hands its key's head to the next task.
-pub(crate) fn remove(ctx: &Ctx<'_>, id: i64) -> Result<()> {
+pub(crate) fn remove(ctx: &Ctx<'_, '_>, id: i64) -> Result<()> {
     let removed: Option<(String, bool)> = ctx
-        .conn
-        .prepare_cached("DELETE FROM tasks WHERE id = ?1 RETURNING key, head")
+        .prepare("DELETE FROM tasks WHERE id = ?1 RETURNING key, head")
         .map_err(db)?
         .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
@@ -202,7 +198,7 @@ pub(crate) fn remove(ctx: &Ctx<'_>, id: i64) -> Result<()> {
 
 /// Leases up to `limit` ready heads of a lane, oldest `ready_at` first. Each lease comes
 /// with its task's payload as text, for the caller to parse (the lease's payload is `null`).
-pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease, String)>> {
+pub(crate) fn lease(ctx: &Ctx<'_, '_>, request: &LeaseRequest) -> Result<Vec<(Lease, String)>> {
     if request.limit == 0 {
         return Ok(Vec::new());
     }
@@ -210,8 +206,7 @@ pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease,
     let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
     let ids: Vec<i64> = rows::all(
         &mut *ctx
-            .conn
-            .prepare_cached(
+            .prepare(
                 "SELECT t.id FROM tasks AS t
                  WHERE t.lane = ?1 AND t.head = 1 AND t.ready_at <= ?2
                    AND NOT EXISTS (SELECT 1 FROM tasks AS o
@@ -228,23 +223,23 @@ pub(crate) fn lease(ctx: &Ctx<'_>, request: &LeaseRequest) -> Result<Vec<(Lease,
 }
 
 /// Leases the tasks `ids` (known to be ready): counts an attempt, issues fresh tokens.
-fn take(ctx: &Ctx<'_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(Lease, String)>> {
+fn take(ctx: &Ctx<'_, '_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(Lease, String)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let conn = ctx.conn;
     let expires_at = expiry(request.now, request.lease_for)?;
     let expires = micros(expires_at);
     let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
     let mut token = next_tokens(ctx, count)? - count;
-    let mut stmt = conn
-        .prepare_cached(&format!(
+    static TAKE: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_token = ?2,
                     lease_owner = ?3, lease_expires_at = ?4, ready_at = ?4
              WHERE id = ?1
              RETURNING {TASK_COLUMNS}"
-        ))
-        .map_err(db)?;
+        )
+    });
+    let mut stmt = ctx.prepare(TAKE.as_str()).map_err(db)?;
     let mut leases = Vec::with_capacity(ids.len());
     for &id in ids {
         token += 1;
@@ -268,25 +263,25 @@ fn take(ctx: &Ctx<'_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(Lease
 }
 
 /// Checks that `lease` still holds its task; returns the task's key.
-fn held(ctx: &Ctx<'_>, lease: &Lease) -> Result<(String, bool)> {
-    ctx.conn
-        .prepare_cached(
-            "SELECT key, blocking FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
-        )
-        .map_err(db)?
-        .query_row(params![lease.task.id, lease.token], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()
-        .map_err(db)?
-        .ok_or(Error::LeaseLost { task: lease.task.id })
+fn held(ctx: &Ctx<'_, '_>, lease: &Lease) -> Result<(String, bool)> {
+    ctx.prepare(
+        "SELECT key, blocking FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
+    )
+    .map_err(db)?
+    .query_row(params![lease.task.id, lease.token], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })
+    .optional()
+    .map_err(db)?
+    .ok_or(Error::LeaseLost {
+        task: lease.task.id,
+    })
 }
 
 /// Removes a leased task (the decision is applied by the caller in the same savepoint).
-pub(crate) fn complete(ctx: &Ctx<'_>, lease: &Lease) -> Result<()> {
+pub(crate) fn complete(ctx: &Ctx<'_, '_>, lease: &Lease) -> Result<()> {
     let removed: Option<(String, bool)> = ctx
-        .conn
-        .prepare_cached(
+        .prepare(
             "DELETE FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2
              RETURNING key, head",
         )
@@ -307,15 +302,14 @@ pub(crate) fn complete(ctx: &Ctx<'_>, lease: &Lease) -> Result<()> {
 
 /// Puts a leased task back, due at `due_at`, with the error.
 pub(crate) fn retry(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'_, '_>,
     lease: &Lease,
     due_at: time::OffsetDateTime,
     error: &str,
 ) -> Result<()> {
     let due = micros(due_at);
     let changed = ctx
-        .conn
-        .prepare_cached(
+        .prepare(
             "UPDATE tasks SET state = 'pending', due_at = ?3, ready_at = ?3, last_error = ?4,
                     lease_owner = NULL, lease_expires_at = NULL
              WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
@@ -332,10 +326,10 @@ pub(crate) fn retry(
 }
 
 /// Moves a leased task to the dead letters; a blocking one stays in the queue as `dead`.
-pub(crate) fn dead_letter(ctx: &Ctx<'_>, lease: &Lease, entry: &NewDeadLetter) -> Result<i64> {
+pub(crate) fn dead_letter(ctx: &Ctx<'_, '_>, lease: &Lease, entry: &NewDeadLetter) -> Result<i64> {
     let conn = ctx.conn;
     let (_, blocking) = held(ctx, lease)?;
-    conn.prepare_cached(
+    ctx.prepare(
         "INSERT INTO dead_letters (task_id, lane, kind, key, dedupe, idempotency_key, payload,
                                    due_at, attempts, blocking, order_id, task_created_at,
                                    last_error, class, error, reason, created_at, status)
@@ -354,7 +348,7 @@ pub(crate) fn dead_letter(ctx: &Ctx<'_>, lease: &Lease, entry: &NewDeadLetter) -
     .map_err(db)?;
     let id = conn.last_insert_rowid();
     if blocking {
-        conn.prepare_cached(
+        ctx.prepare(
             "UPDATE tasks SET state = 'dead', ready_at = NULL, last_error = ?2,
                     lease_owner = NULL, lease_expires_at = NULL, dead_letter_id = ?3
              WHERE id = ?1",
@@ -369,10 +363,9 @@ pub(crate) fn dead_letter(ctx: &Ctx<'_>, lease: &Lease, entry: &NewDeadLetter) -
 }
 
 /// Releases the leases of `owner` without counting the attempt.
-pub(crate) fn release_all(ctx: &Ctx<'_>, owner: &str) -> Result<u64> {
+pub(crate) fn release_all(ctx: &Ctx<'_, '_>, owner: &str) -> Result<u64> {
     let changed = ctx
-        .conn
-        .prepare_cached(
+        .prepare(
             "UPDATE tasks SET state = 'pending', ready_at = due_at,
                     attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL
              WHERE state = 'leased' AND lease_owner = ?1",

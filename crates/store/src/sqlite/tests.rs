@@ -354,7 +354,7 @@ async fn a_reply_comes_after_the_log_sync_done_beside_the_writer() {
 async fn after_a_failed_log_sync_nothing_is_acknowledged() {
     let scratch = Scratch::new();
     let writer = lone_writer(&scratch, "CREATE TABLE t (x INTEGER NOT NULL)", u64::MAX);
-    let insert = |ctx: &super::writer::Ctx<'_>| {
+    let insert = |ctx: &super::writer::Ctx<'_, '_>| {
         ctx.conn
             .execute("INSERT INTO t (x) VALUES (1)", [])
             .map_err(super::rows::db)

@@ -80,33 +80,32 @@ fn packed(e: &TimelineEntry) -> Packed<'_> {
 }
 
 /// Appends `entries`, rendered as `groups` by [`render`].
-pub(crate) fn append(ctx: &Ctx<'_>, entries: &[TimelineEntry], groups: &[Group]) -> Result<()> {
+pub(crate) fn append(ctx: &Ctx<'_, '_>, entries: &[TimelineEntry], groups: &[Group]) -> Result<()> {
     for group in groups {
         let e = &entries[group.start];
         // A group of n entries takes the id the last of n single rows would have had.
         let n = i64::try_from(group.len).unwrap_or(i64::MAX);
-        ctx.conn
-            .prepare_cached(
-                "INSERT INTO timeline (id, order_id, at, kind, summary, detail, system, outcome,
+        ctx.prepare(
+            "INSERT INTO timeline (id, order_id, at, kind, summary, detail, system, outcome,
                                        latency_ms, correlation, more)
                  VALUES ((SELECT coalesce(max(id), 0) FROM timeline) + ?1,
                          ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(db)?
-            .execute(params![
-                n,
-                e.order_id,
-                micros(e.at),
-                e.kind,
-                e.summary,
-                group.detail,
-                e.system,
-                e.outcome,
-                e.latency_ms,
-                e.correlation,
-                group.more,
-            ])
-            .map_err(db)?;
+        )
+        .map_err(db)?
+        .execute(params![
+            n,
+            e.order_id,
+            micros(e.at),
+            e.kind,
+            e.summary,
+            group.detail,
+            e.system,
+            e.outcome,
+            e.latency_ms,
+            e.correlation,
+            group.more,
+        ])
+        .map_err(db)?;
     }
     Ok(())
 }
@@ -138,9 +137,9 @@ fn expand(row: &Row<'_>, out: &mut Vec<StoredTimelineEntry>) -> Result<()> {
             .map_err(|e| Error::Corrupt(format!("timeline row {last_id}: {e}")))?,
         None => Vec::new(),
     };
-    let mut id = last_id - i64::try_from(more.len()).unwrap_or(i64::MAX);
+    let first_id = last_id - i64::try_from(more.len()).unwrap_or(i64::MAX);
     out.push(StoredTimelineEntry {
-        id,
+        id: first_id,
         entry: TimelineEntry {
             order_id: order_id.clone(),
             at: from_micros(get(row, 2)?)?,
@@ -153,8 +152,7 @@ fn expand(row: &Row<'_>, out: &mut Vec<StoredTimelineEntry>) -> Result<()> {
             correlation: get(row, 9)?,
         },
     });
-    for p in more {
-        id += 1;
+    for (id, p) in (first_id + 1..).zip(more) {
         out.push(StoredTimelineEntry {
             id,
             entry: TimelineEntry {

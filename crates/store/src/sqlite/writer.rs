@@ -49,6 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
 use super::durability::Durability;
+use super::statements::{Cached, Statements};
 use crate::WriterStats;
 use crate::error::{Error, Result};
 
@@ -65,17 +66,25 @@ pub(crate) const WAL_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// What a request runs on: the connection inside the open transaction, and the store's
 /// clock reading for the batch (microseconds since the Unix epoch).
-pub(crate) struct Ctx<'c> {
+pub(crate) struct Ctx<'c, 'k> {
     /// The write connection.
-    pub(crate) conn: &'c Connection,
+    pub(crate) conn: &'k Connection,
+    statements: &'c Statements<'k>,
     /// Wall-clock time of the batch, read from SQLite (`recorded_at`, `created_at`).
     pub(crate) now_us: i64,
+}
+
+impl<'k> Ctx<'_, 'k> {
+    /// The write connection's statement for `sql` (see [`Statements`]).
+    pub(crate) fn prepare(&self, sql: &'static str) -> rusqlite::Result<Cached<'_, 'k>> {
+        self.statements.prepare(sql)
+    }
 }
 
 /// A request as the writer thread sees it.
 trait Request: Send {
     /// Runs the request's writes; `false` when it failed (its writes must not stay).
-    fn run(&mut self, ctx: &Ctx<'_>) -> bool;
+    fn run(&mut self, ctx: &Ctx<'_, '_>) -> bool;
     /// Whether the last run failed.
     fn failed(&self) -> bool;
     /// Answers the caller once the batch committed, or failed with `commit_error`.
@@ -96,9 +105,9 @@ impl<D, T, F> Request for Pending<D, T, F>
 where
     D: Send,
     T: Send,
-    F: Fn(&Ctx<'_>, &D) -> Result<T> + Send,
+    F: Fn(&Ctx<'_, '_>, &D) -> Result<T> + Send,
 {
-    fn run(&mut self, ctx: &Ctx<'_>) -> bool {
+    fn run(&mut self, ctx: &Ctx<'_, '_>) -> bool {
         let result = (self.work)(ctx, &self.data);
         let ok = result.is_ok();
         self.result = Some(result);
@@ -245,7 +254,7 @@ impl Writer {
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: Fn(&Ctx<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&Ctx<'_, '_>) -> Result<T> + Send + 'static,
     {
         self.write_with((), move |ctx, ()| work(ctx)).await
     }
@@ -259,7 +268,7 @@ impl Writer {
     where
         D: Send + 'static,
         T: Send + 'static,
-        F: Fn(&Ctx<'_>, &D) -> Result<T> + Send + 'static,
+        F: Fn(&Ctx<'_, '_>, &D) -> Result<T> + Send + 'static,
     {
         let sender = self
             .sender
@@ -312,6 +321,7 @@ fn run(
     durability: &Durability,
     log: &Log,
 ) {
+    let statements = Statements::new(&conn);
     // The last commit whose log sync was handed to the reply thread.
     let mut handed = 0;
     while let Some(first) = receiver.blocking_recv() {
@@ -320,7 +330,7 @@ fn run(
         take_queued(&mut receiver, &mut batch);
         let started = Instant::now();
         let (handoff, waited) = Batch {
-            conn: &conn,
+            statements: &statements,
             receiver: &mut receiver,
             counters,
             durability,
@@ -377,8 +387,8 @@ fn take_queued(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool
 const POLL: Duration = Duration::from_micros(100);
 
 /// One group commit in the making.
-struct Batch<'a> {
-    conn: &'a Connection,
+struct Batch<'a, 'k> {
+    statements: &'a Statements<'k>,
     receiver: &'a mut mpsc::Receiver<Job>,
     counters: &'a Counters,
     durability: &'a Durability,
@@ -390,7 +400,7 @@ struct Batch<'a> {
     waited: Duration,
 }
 
-impl Batch<'_> {
+impl Batch<'_, '_> {
     /// Runs and commits `batch`, taking in the requests that arrive while the previous
     /// commit's sync runs; returns its requests to answer and the time spent waiting.
     fn commit(mut self, mut batch: Vec<Job>) -> (Handoff, Duration) {
@@ -412,8 +422,9 @@ impl Batch<'_> {
                 // again, each request in its own savepoint, so that only the failing ones
                 // roll back.
                 self.counters.reruns.fetch_add(1, Ordering::Relaxed);
-                rollback(self.conn);
-                run_all(self.conn, &mut batch, true).and_then(|_| self.commit_now(&mut commit))
+                rollback(self.statements.conn());
+                run_all(self.statements, &mut batch, true)
+                    .and_then(|_| self.commit_now(&mut commit))
             }
             Err(e) => Err(e),
         };
@@ -430,7 +441,7 @@ impl Batch<'_> {
             },
             Err(e) => {
                 error!(error = %e, requests = batch.len(), "SQLite group commit failed");
-                rollback(self.conn);
+                rollback(self.statements.conn());
                 Handoff {
                     jobs: batch,
                     error: Some(format!("commit failed: {e}")),
@@ -448,8 +459,9 @@ impl Batch<'_> {
     /// in [`run_all`].
     fn run_growing(&mut self, batch: &mut Vec<Job>) -> rusqlite::Result<bool> {
         let ctx = Ctx {
-            conn: self.conn,
-            now_us: begin(self.conn)?,
+            conn: self.statements.conn(),
+            statements: self.statements,
+            now_us: begin(self.statements)?,
         };
         let mut ran = 0;
         loop {
@@ -478,11 +490,9 @@ impl Batch<'_> {
         let started = Instant::now();
         *commit = Some(self.durability.next_commit());
         let (done, deferred) = if self.defer {
-            crossdock_sqlite_vfs::deferring_syncs(|| {
-                self.conn.prepare_cached("COMMIT")?.execute([])
-            })
+            crossdock_sqlite_vfs::deferring_syncs(|| self.statements.prepare("COMMIT")?.execute([]))
         } else {
-            (self.conn.prepare_cached("COMMIT")?.execute([]), false)
+            (self.statements.prepare("COMMIT")?.execute([]), false)
         };
         Counters::add(&self.counters.committing_ns, started.elapsed());
         done.map(|_| deferred)
@@ -542,27 +552,33 @@ fn deliver_group(
 /// request that fails before writing anything (SQLite counted no changed row: a version
 /// check or a lost lease found first) is simply left out; one that fails after writing
 /// stops the run, which returns `false`.
-fn run_all(conn: &Connection, batch: &mut [Job], isolated: bool) -> rusqlite::Result<bool> {
+fn run_all(
+    statements: &Statements<'_>,
+    batch: &mut [Job],
+    isolated: bool,
+) -> rusqlite::Result<bool> {
     let ctx = Ctx {
-        conn,
-        now_us: begin(conn)?,
+        conn: statements.conn(),
+        statements,
+        now_us: begin(statements)?,
     };
     run_jobs(&ctx, batch, isolated)
 }
 
 /// Opens the batch's transaction; returns the batch's clock reading.
-fn begin(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    conn.prepare_cached("SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER)")?
+fn begin(statements: &Statements<'_>) -> rusqlite::Result<i64> {
+    statements.prepare("BEGIN IMMEDIATE")?.execute([])?;
+    statements
+        .prepare("SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER)")?
         .query_row([], |row| row.get(0))
 }
 
 /// Runs `jobs` in the open transaction (see [`run_all`]).
-fn run_jobs(ctx: &Ctx<'_>, jobs: &mut [Job], isolated: bool) -> rusqlite::Result<bool> {
+fn run_jobs(ctx: &Ctx<'_, '_>, jobs: &mut [Job], isolated: bool) -> rusqlite::Result<bool> {
     let conn = ctx.conn;
     for job in jobs.iter_mut() {
         if isolated {
-            conn.prepare_cached("SAVEPOINT request")?.execute([])?;
+            ctx.prepare("SAVEPOINT request")?.execute([])?;
         }
         let changes = conn.total_changes();
         let ok = catch_unwind(AssertUnwindSafe(|| job.run(ctx))).unwrap_or_else(|_| {
@@ -571,9 +587,9 @@ fn run_jobs(ctx: &Ctx<'_>, jobs: &mut [Job], isolated: bool) -> rusqlite::Result
         });
         if isolated {
             if !ok {
-                conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
+                ctx.prepare("ROLLBACK TO request")?.execute([])?;
             }
-            conn.prepare_cached("RELEASE request")?.execute([])?;
+            ctx.prepare("RELEASE request")?.execute([])?;
         } else if !ok && conn.total_changes() != changes {
             return Ok(false);
         }
@@ -613,7 +629,7 @@ mod tests {
     /// A request that inserts `id`, then fails if `fail` (after writing if `id` is set).
     fn job(id: Option<i64>, fail: bool) -> (Job, Receiver) {
         let (reply, answer) = oneshot::channel();
-        let work = move |ctx: &Ctx<'_>, (): &()| {
+        let work = move |ctx: &Ctx<'_, '_>, (): &()| {
             if let Some(id) = id {
                 ctx.conn
                     .execute("INSERT INTO t (id) VALUES (?1)", [id])
@@ -638,8 +654,9 @@ mod tests {
         let (jobs, receivers): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
         let (_sender, mut queue) = mpsc::channel::<Job>(1);
         let durability = Durability::new();
+        let statements = Statements::new(conn);
         let (handoff, _) = Batch {
-            conn,
+            statements: &statements,
             receiver: &mut queue,
             counters,
             durability: &durability,
