@@ -88,7 +88,7 @@ fn apply_claimed(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
         }
     }
     if let Some(order) = &decision.order {
-        upsert_order(ctx, order, order.body.as_str())?;
+        upsert_order(ctx, order)?;
     }
     for mark in &decision.synced {
         mark_synced(ctx, mark)?;
@@ -194,79 +194,80 @@ fn stream_version(ctx: &Ctx<'_, '_>, stream: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-fn upsert_order(ctx: &Ctx<'_, '_>, o: &OrderRow, body: &str) -> Result<()> {
+fn upsert_order(ctx: &Ctx<'_, '_>, o: &OrderRow) -> Result<()> {
     // `account` is not in the upsert's SET: naming a column there rewrites every index on
     // it, even to the same value, and an order's account practically never changes. The
     // upsert only updates a row of the same account; when it changed nothing and the row is
     // not newer, the account moved: move it, then upsert again.
-    if write_order(ctx, o, body)? == 0 && move_account(ctx, o)? {
-        write_order(ctx, o, body)?;
+    if write_order(ctx, o)? == 0 && move_account(ctx, o)? {
+        write_order(ctx, o)?;
     }
     Ok(())
 }
 
 /// The summary upsert; returns the rows it changed (0 when the stored row is newer or of
 /// another account).
-fn write_order(ctx: &Ctx<'_, '_>, o: &OrderRow, body: &str) -> Result<usize> {
+fn write_order(ctx: &Ctx<'_, '_>, o: &OrderRow) -> Result<usize> {
     // A row never goes back to an older version; the Salesforce confirmation columns only
     // move forward (they are normally set by sync marks).
     ctx.prepare(
-"INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
-                                 total, currency, captured_at, booked_at, shipped_at,
-                                 delivered_at, invoiced_at, paid_at, ended_at, updated_at,
-                                 version, body, sf_synced_status, sf_synced_version,
-                                 sf_synced_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22)
-             ON CONFLICT (order_id) DO UPDATE SET
-                 sf_id = excluded.sf_id, sf_number = excluded.sf_number,
-                 erp_ref = excluded.erp_ref, channel = excluded.channel, status = excluded.status, total = excluded.total,
-                 currency = excluded.currency, captured_at = excluded.captured_at,
-                 booked_at = excluded.booked_at, shipped_at = excluded.shipped_at,
-                 delivered_at = excluded.delivered_at, invoiced_at = excluded.invoiced_at,
-                 paid_at = excluded.paid_at, ended_at = excluded.ended_at,
-                 updated_at = excluded.updated_at, version = excluded.version,
-                 body = excluded.body,
-                 sf_synced_status = CASE WHEN coalesce(excluded.sf_synced_version, -1)
-                                              > coalesce(orders.sf_synced_version, -1)
-                                         THEN excluded.sf_synced_status
-                                         ELSE orders.sf_synced_status END,
-                 sf_synced_at = CASE WHEN coalesce(excluded.sf_synced_version, -1)
+        "INSERT INTO orders (order_id, sf_id, sf_number, erp_ref, account, channel, status,
+                             total, currency, captured_at, booked_at, shipped_at,
+                             delivered_at, invoiced_at, paid_at, ended_at, updated_at,
+                             version, body, sf_synced_status, sf_synced_version,
+                             sf_synced_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22)
+         ON CONFLICT (order_id) DO UPDATE SET
+             sf_id = excluded.sf_id, sf_number = excluded.sf_number,
+             erp_ref = excluded.erp_ref, channel = excluded.channel,
+             status = excluded.status, total = excluded.total,
+             currency = excluded.currency, captured_at = excluded.captured_at,
+             booked_at = excluded.booked_at, shipped_at = excluded.shipped_at,
+             delivered_at = excluded.delivered_at, invoiced_at = excluded.invoiced_at,
+             paid_at = excluded.paid_at, ended_at = excluded.ended_at,
+             updated_at = excluded.updated_at, version = excluded.version,
+             body = excluded.body,
+             sf_synced_status = CASE WHEN coalesce(excluded.sf_synced_version, -1)
                                           > coalesce(orders.sf_synced_version, -1)
-                                     THEN excluded.sf_synced_at
-                                     ELSE orders.sf_synced_at END,
-                 sf_synced_version = CASE WHEN coalesce(excluded.sf_synced_version, -1)
-                                               > coalesce(orders.sf_synced_version, -1)
-                                          THEN excluded.sf_synced_version
-                                          ELSE orders.sf_synced_version END
-             WHERE excluded.version >= orders.version AND excluded.account = orders.account",
-        )
-        .map_err(db)?
-        .execute(params![
-            o.order_id,
-            o.sf_id,
-            o.sf_number,
-            o.erp_ref,
-            o.account,
-            o.channel,
-            o.status,
-            o.total,
-            o.currency,
-            o.captured_at.map(micros),
-            o.booked_at.map(micros),
-            o.shipped_at.map(micros),
-            o.delivered_at.map(micros),
-            o.invoiced_at.map(micros),
-            o.paid_at.map(micros),
-            o.ended_at.map(micros),
-            micros(o.updated_at),
-            o.version,
-            body,
-            o.sf_synced_status,
-            o.sf_synced_version,
-            o.sf_synced_at.map(micros),
-        ])
-        .map_err(db)
+                                     THEN excluded.sf_synced_status
+                                     ELSE orders.sf_synced_status END,
+             sf_synced_at = CASE WHEN coalesce(excluded.sf_synced_version, -1)
+                                      > coalesce(orders.sf_synced_version, -1)
+                                 THEN excluded.sf_synced_at
+                                 ELSE orders.sf_synced_at END,
+             sf_synced_version = CASE WHEN coalesce(excluded.sf_synced_version, -1)
+                                           > coalesce(orders.sf_synced_version, -1)
+                                      THEN excluded.sf_synced_version
+                                      ELSE orders.sf_synced_version END
+         WHERE excluded.version >= orders.version AND excluded.account = orders.account",
+    )
+    .map_err(db)?
+    .execute(params![
+        o.order_id,
+        o.sf_id,
+        o.sf_number,
+        o.erp_ref,
+        o.account,
+        o.channel,
+        o.status,
+        o.total,
+        o.currency,
+        o.captured_at.map(micros),
+        o.booked_at.map(micros),
+        o.shipped_at.map(micros),
+        o.delivered_at.map(micros),
+        o.invoiced_at.map(micros),
+        o.paid_at.map(micros),
+        o.ended_at.map(micros),
+        micros(o.updated_at),
+        o.version,
+        o.body.as_str(),
+        o.sf_synced_status,
+        o.sf_synced_version,
+        o.sf_synced_at.map(micros),
+    ])
+    .map_err(db)
 }
 
 /// Gives the stored row `o`'s account unless the stored row is newer; `true` if it moved.

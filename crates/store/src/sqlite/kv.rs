@@ -4,7 +4,7 @@ use rusqlite::{Connection, params};
 
 use super::rows::{self, db, first, get};
 use super::writer::Ctx;
-use crate::codec::{json, micros};
+use crate::codec::{json, micros, text};
 use crate::error::Result;
 
 pub(crate) fn get_value(
@@ -34,7 +34,7 @@ pub(crate) fn insert(
              ON CONFLICT (namespace, key) DO NOTHING",
         )
         .map_err(db)?
-        .execute(params![namespace, key, value.to_string(), micros(now)])
+        .execute(params![namespace, key, text(value), micros(now)])
         .map_err(db)?;
     Ok(changed == 1)
 }
@@ -52,7 +52,7 @@ pub(crate) fn put(
                                                         updated_at = excluded.updated_at",
     )
     .map_err(db)?
-    .execute(params![namespace, key, value.to_string(), micros(now)])
+    .execute(params![namespace, key, text(value), micros(now)])
     .map_err(db)?;
     Ok(())
 }

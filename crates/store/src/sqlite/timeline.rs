@@ -4,6 +4,8 @@
 //! index entry per step instead of one per entry is less work for the single writer, and
 //! the entries keep the ids, and the order, that one row each would have given them.
 
+use std::borrow::Cow;
+
 use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -27,17 +29,17 @@ pub(crate) struct Group {
 struct Packed<'a> {
     at: i64,
     #[serde(borrow)]
-    kind: std::borrow::Cow<'a, str>,
+    kind: Cow<'a, str>,
     #[serde(borrow)]
-    summary: std::borrow::Cow<'a, str>,
-    detail: serde_json::Value,
+    summary: Cow<'a, str>,
+    detail: Cow<'a, serde_json::Value>,
     #[serde(borrow)]
-    system: Option<std::borrow::Cow<'a, str>>,
+    system: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    outcome: Option<std::borrow::Cow<'a, str>>,
+    outcome: Option<Cow<'a, str>>,
     latency_ms: Option<i64>,
     #[serde(borrow)]
-    correlation: Option<std::borrow::Cow<'a, str>>,
+    correlation: Option<Cow<'a, str>>,
 }
 
 /// Groups `entries` (runs of the same order) and renders their documents.
@@ -71,7 +73,7 @@ fn packed(e: &TimelineEntry) -> Packed<'_> {
         at: micros(e.at),
         kind: e.kind.as_str().into(),
         summary: e.summary.as_str().into(),
-        detail: e.detail.clone(),
+        detail: Cow::Borrowed(&e.detail),
         system: e.system.as_deref().map(Into::into),
         outcome: e.outcome.as_deref().map(Into::into),
         latency_ms: e.latency_ms,
@@ -160,11 +162,11 @@ fn expand(row: &Row<'_>, out: &mut Vec<StoredTimelineEntry>) -> Result<()> {
                 at: from_micros(p.at)?,
                 kind: p.kind.into_owned(),
                 summary: p.summary.into_owned(),
-                detail: p.detail,
-                system: p.system.map(std::borrow::Cow::into_owned),
-                outcome: p.outcome.map(std::borrow::Cow::into_owned),
+                detail: p.detail.into_owned(),
+                system: p.system.map(Cow::into_owned),
+                outcome: p.outcome.map(Cow::into_owned),
                 latency_ms: p.latency_ms,
-                correlation: p.correlation.map(std::borrow::Cow::into_owned),
+                correlation: p.correlation.map(Cow::into_owned),
             },
         });
     }
