@@ -1,7 +1,10 @@
 //! Chained steps: when a step's decision enqueues the next step of the work (an order's
 //! booking after its validation, say) and that task's lane has a free slot, the commit of
 //! the decision also leases the new task ([`Decision::claim`]) and the call runs it at once.
-//! An accepted message's first step is claimed the same way with the message
+//! When the order has no next step ready on the call's own lane, the commit leases that
+//! lane's next ready task instead, of any order ([`Decision::claim_ready`]): the call's slot
+//! goes on to it as the lane's dispatcher would have sent it there, one lease later. An
+//! accepted message's first step is claimed the same way with the message
 //! (`Store::accept_inbound_leasing`). The step then needs no lease of its own and waits for
 //! no dispatcher.
 //!
@@ -10,8 +13,9 @@
 //! the lane's concurrency slot, token bucket, breaker and throttle pause are checked before
 //! the claim, and a half-open breaker is never probed this way. Slots and tokens reserved for
 //! a claim that leased nothing are given back. One task per lane is claimed per decision;
-//! batched lanes and shutdown take no claims. Everything else waits for its dispatcher, which
-//! an order chain holds back only while it runs: each chain is as long as its order's steps.
+//! batched lanes and shutdown take no claims. Everything else waits for its dispatcher. A
+//! chain runs while its lane has ready work and a token for it, oldest ready task first,
+//! exactly the order the dispatcher leases in, so chains take nothing out of turn.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -104,7 +108,8 @@ impl Engine {
 
     /// Reserves a slot on each lane where `decision` enqueues a task due now, and asks the
     /// store to lease one such task per lane with the commit. On the call's own lane the
-    /// call's slot (`own`) is used first, so that a full lane can still continue its order.
+    /// call's slot (`own`) is used first, so that a full lane can still continue its order;
+    /// when the order has nothing ready there, the slot leases the lane's next ready task.
     pub(crate) fn reserve(
         &self,
         decision: &mut Decision,
@@ -123,10 +128,19 @@ impl Engine {
             let own = (lane_name == own_lane).then_some(&mut *own);
             reserved.extend(self.reserve_one(lane_name, own));
         }
+        // A slot on the call's own lane that no new task of this work takes goes to the
+        // lane's next ready task, whatever its key.
+        if !reserved.iter().any(|r| r.lane_name == own_lane) {
+            reserved.extend(self.reserve_one(own_lane, Some(own)));
+        }
         decision.claim = reserved
             .iter()
             .map(|r| self.claim_request(r.lane_name, now))
             .collect();
+        decision.claim_ready = reserved
+            .iter()
+            .any(|r| r.lane_name == own_lane)
+            .then(|| self.claim_request(own_lane, now));
         Reserved(reserved)
     }
 

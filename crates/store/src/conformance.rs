@@ -87,6 +87,8 @@ mod suite {
             => queue::complete_is_atomic_with_its_decision;
         sqlite_complete_claims_the_next_ready_tasks, postgres_complete_claims_the_next_ready_tasks
             => queue::complete_claims_the_next_ready_tasks;
+        sqlite_complete_leases_the_lanes_next_ready_tasks, postgres_complete_leases_the_lanes_next_ready_tasks
+            => queue::complete_leases_the_lanes_next_ready_tasks;
         sqlite_release_all_returns_leases_without_an_attempt, postgres_release_all_returns_leases_without_an_attempt
             => queue::release_all_returns_leases_without_an_attempt;
         sqlite_lane_depths_count_by_state, postgres_lane_depths_count_by_state

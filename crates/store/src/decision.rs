@@ -43,9 +43,31 @@ pub struct Decision {
     /// order's next step without a separate lease round trip.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claim: Vec<LeaseRequest>,
+    /// On completion ([`crate::Store::complete`]; other writes ignore it): after the claims,
+    /// leases ready tasks of this request's lane, of any key, as [`crate::Store::lease`]
+    /// would (oldest ready first, skipping keys with a lease in flight), until the decision's
+    /// leases on that lane number `limit`. The engine uses it to hand a finished call's slot
+    /// to the lane's next task in the same commit, instead of a dispatcher's lease later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_ready: Option<LeaseRequest>,
 }
 
 impl Decision {
+    /// The lease request `claim_ready` makes once `leased` are the decision's other leases:
+    /// its limit less those on its lane; `None` when nothing is left to lease.
+    pub fn ready_request(&self, leased: &[Lease]) -> Option<LeaseRequest> {
+        let request = self.claim_ready.as_ref()?;
+        let taken = leased
+            .iter()
+            .filter(|lease| lease.task.lane == request.lane)
+            .count();
+        let limit = request.limit.checked_sub(taken).filter(|left| *left > 0)?;
+        Some(LeaseRequest {
+            limit,
+            ..request.clone()
+        })
+    }
+
     /// Whether the decision writes nothing.
     pub fn is_empty(&self) -> bool {
         *self == Decision::default()

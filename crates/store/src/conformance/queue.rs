@@ -496,6 +496,96 @@ pub async fn complete_claims_the_next_ready_tasks(store: SharedStore) {
     assert_eq!(leased[1].task.key, "erp:Q");
 }
 
+/// A completion's `claim_ready` leases, in the same transaction, the next ready tasks of its
+/// lane whatever their key, as `lease` would (oldest first, not a key with a task in flight,
+/// not a task due later, not another lane), until the decision's leases on that lane (its
+/// `claim`'s included) number the limit.
+pub async fn complete_leases_the_lanes_next_ready_tasks(store: SharedStore) {
+    store
+        .enqueue(vec![
+            task("erp", "erp:A", "book"),
+            task("erp", "erp:B", "book"),
+            task("erp", "erp:B", "allocate"),
+            task("salesforce", "sf:S", "sf-sync"),
+            task("erp", "erp:C", "book"),
+        ])
+        .await
+        .unwrap();
+    let first = lease(&store, "erp", 2, T0).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|l| l.task.key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["erp:A", "erp:B"]
+    );
+    let decision = Decision {
+        tasks: vec![super::fixtures::NewTaskExt::due(
+            task("erp", "erp:A", "later"),
+            at(10),
+        )],
+        claim_ready: Some(lease_request("erp", "worker-2", 1, T0)),
+        ..Decision::default()
+    };
+    let committed = store.complete(&first[0], decision).await.unwrap();
+    assert_eq!(committed.leased.len(), 1, "{:?}", committed.leased);
+    let next = &committed.leased[0];
+    assert_eq!(
+        (next.task.key.as_str(), next.task.kind.as_str()),
+        ("erp:C", "book"),
+        "not B's second task (its key is in flight), not the task due later, not salesforce"
+    );
+    assert_eq!(next.task.state, TaskState::Leased);
+    assert_eq!(next.task.attempts, 1);
+    assert_eq!(
+        next.task.payload["kind"], "book",
+        "the payload comes parsed"
+    );
+    assert_eq!(next.owner, "worker-2");
+    assert_eq!(next.expires_at, at(30));
+    assert!(
+        lease(&store, "erp", 10, T0).await.is_empty(),
+        "C is in flight for the claim"
+    );
+
+    // The decision's own claim counts: with a limit of one, its new task is all it leases,
+    // though B's second task is ready once B completes.
+    let decision = Decision {
+        tasks: vec![task("erp", "erp:D", "book")],
+        claim: vec![lease_request("erp", "worker-2", 1, T0)],
+        claim_ready: Some(lease_request("erp", "worker-2", 1, T0)),
+        ..Decision::default()
+    };
+    let committed = store.complete(&first[1], decision).await.unwrap();
+    assert_eq!(ids(&committed.leased), committed.task_ids);
+    assert_eq!(committed.leased[0].task.key, "erp:D");
+
+    // Nothing enqueued: the slot goes to what is ready, up to the limit.
+    let decision = Decision {
+        claim_ready: Some(lease_request("erp", "worker-2", 3, T0)),
+        ..Decision::default()
+    };
+    let committed = store.complete(next, decision).await.unwrap();
+    assert_eq!(
+        committed
+            .leased
+            .iter()
+            .map(|l| (l.task.key.as_str(), l.task.kind.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("erp:B", "allocate")],
+        "D is in flight and A's next task is not due"
+    );
+    let later = lease(&store, "erp", 10, at(10)).await;
+    assert_eq!(
+        later
+            .iter()
+            .map(|l| l.task.kind.as_str())
+            .collect::<Vec<_>>(),
+        vec!["later"],
+        "the claimed leases are not leased again"
+    );
+}
+
 /// `release_all` hands an owner's leases back without consuming the attempt.
 pub async fn release_all_returns_leases_without_an_attempt(store: SharedStore) {
     store

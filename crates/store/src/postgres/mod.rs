@@ -200,7 +200,11 @@ impl Store for PgStore {
         locks.push(self.locks.key(&lease.task.key));
         transaction!(self, locks = locks, conn => {
             queue::complete(conn, lease).await?;
-            decision::apply(conn, &self.locks, &decision).await?
+            let mut committed = decision::apply(conn, &self.locks, &decision).await?;
+            if let Some(request) = decision.ready_request(&committed.leased) {
+                committed.leased.extend(queue::lease(conn, &request).await?);
+            }
+            committed
         })
     }
 

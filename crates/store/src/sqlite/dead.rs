@@ -114,17 +114,16 @@ pub(crate) fn resolve(
 
 /// Auto-resolves the open dead letters of an order and task kind; returns how many.
 pub(crate) fn auto_resolve(ctx: &Ctx<'_, '_>, order_id: &str, kind: &str) -> Result<u64> {
+    // Looked up first (most steps find none), then updated by id: an UPDATE with RETURNING
+    // would buffer its rows in a temporary table on every step.
     let closed: Vec<(i64, i64, bool)> = super::rows::all(
         &mut *ctx
             .prepare(
-                "UPDATE dead_letters
-                 SET status = 'auto_resolved', closed_at = ?3,
-                     resolution = 'a later attempt of the same step succeeded'
-                 WHERE order_id = ?1 AND kind = ?2 AND status = 'open'
-                 RETURNING id, task_id, blocking",
+                "SELECT id, task_id, blocking FROM dead_letters
+                 WHERE order_id = ?1 AND kind = ?2 AND status = 'open'",
             )
             .map_err(db)?,
-        params![order_id, kind, ctx.now_us],
+        params![order_id, kind],
         |row| {
             Ok((
                 super::rows::get(row, 0)?,
@@ -133,6 +132,17 @@ pub(crate) fn auto_resolve(ctx: &Ctx<'_, '_>, order_id: &str, kind: &str) -> Res
             ))
         },
     )?;
+    for &(letter, _, _) in &closed {
+        ctx.prepare(
+            "UPDATE dead_letters
+             SET status = 'auto_resolved', closed_at = ?2,
+                 resolution = 'a later attempt of the same step succeeded'
+             WHERE id = ?1",
+        )
+        .map_err(db)?
+        .execute(params![letter, ctx.now_us])
+        .map_err(db)?;
+    }
     for &(letter, task_id, blocking) in &closed {
         if blocking && dead_task_queued(ctx, task_id, letter)? {
             remove(ctx, task_id)?;

@@ -57,6 +57,22 @@ pub(crate) fn apply<T>(
     Ok((changed, apply_claimed(ctx, prepared)?))
 }
 
+/// Completes `lease` with its decision ([`apply`]), then leases what the decision's
+/// `claim_ready` asks for; those leases come with their payloads as text, to be parsed off
+/// the writer thread.
+pub(crate) fn complete(
+    ctx: &Ctx<'_, '_>,
+    prepared: &Prepared,
+    lease: &Lease,
+) -> Result<(Committed, Vec<(Lease, String)>)> {
+    let ((), committed) = apply(ctx, prepared, || super::queue::complete(ctx, lease))?;
+    let ready = match prepared.decision.ready_request(&committed.leased) {
+        Some(request) => super::queue::lease(ctx, &request)?,
+        None => Vec::new(),
+    };
+    Ok((committed, ready))
+}
+
 fn apply_claimed(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
     let decision = &prepared.decision;
     let mut committed = Committed::default();
@@ -403,28 +419,25 @@ pub(crate) fn accept_inbound(
     payload: Option<&PayloadAwaitingInboxId>,
     claim: Option<&LeaseRequest>,
 ) -> Result<(Accepted, Option<(Lease, String)>)> {
-    let inserted: Option<i64> = ctx
+    let inserted = ctx
         .prepare(
             "INSERT INTO inbox (source, message_id, kind, key, received_at, raw, body, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')
-             ON CONFLICT (source, message_id) DO NOTHING
-             RETURNING id",
+             ON CONFLICT (source, message_id) DO NOTHING",
         )
         .map_err(db)?
-        .query_row(
-            params![
-                m.source,
-                m.message_id,
-                m.kind,
-                m.key,
-                micros(m.received_at),
-                m.raw,
-                body,
-            ],
-            |row| row.get(0),
-        )
-        .optional()
+        .execute(params![
+            m.source,
+            m.message_id,
+            m.kind,
+            m.key,
+            micros(m.received_at),
+            m.raw,
+            body,
+        ])
         .map_err(db)?;
+    // Not RETURNING: SQLite buffers its rows in a temporary table, dearer than this.
+    let inserted = (inserted == 1).then(|| ctx.conn.last_insert_rowid());
     let Some(id) = inserted else {
         let existing: i64 = ctx
             .prepare("SELECT id FROM inbox WHERE source = ?1 AND message_id = ?2")

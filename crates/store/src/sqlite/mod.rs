@@ -204,15 +204,16 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, lease: &Lease, decision: Decision) -> Result<Committed> {
-        self.writer
+        let (mut committed, ready) = self
+            .writer
             .write_with(
                 (lease.clone(), Prepared::new(decision)),
-                |ctx, (lease, decision)| {
-                    decision::apply(ctx, decision, || queue::complete(ctx, lease))
-                        .map(|((), committed)| committed)
-                },
+                |ctx, (lease, prepared)| decision::complete(ctx, prepared, lease),
             )
-            .await
+            .await?;
+        // Payloads are parsed here, off the writer thread.
+        committed.leased.extend(ready.into_iter().map(parsed));
+        Ok(committed)
     }
 
     async fn retry(

@@ -137,9 +137,15 @@ pub(crate) fn enqueue_claiming(
 /// Issues `count` lease tokens never issued before; returns the last (the first is
 /// `last - count + 1`).
 fn next_tokens(ctx: &Ctx<'_, '_>, count: i64) -> Result<i64> {
-    ctx.prepare("UPDATE counters SET value = value + ?1 WHERE name = 'lease_token' RETURNING value")
+    // Two statements rather than one with RETURNING: SQLite buffers RETURNING rows in a
+    // temporary table, which costs more than the second lookup (likewise below).
+    ctx.prepare("UPDATE counters SET value = value + ?1 WHERE name = 'lease_token'")
         .map_err(db)?
-        .query_row([count], |row| row.get(0))
+        .execute([count])
+        .map_err(db)?;
+    ctx.prepare("SELECT value FROM counters WHERE name = 'lease_token'")
+        .map_err(db)?
+        .query_row([], |row| row.get(0))
         .map_err(db)
 }
 
@@ -185,10 +191,14 @@ pub(crate) fn fix_head(ctx: &Ctx<'_, '_>, key: &str) -> Result<()> {
 /// Deletes a task and hands its key's head to the next task.
 pub(crate) fn remove(ctx: &Ctx<'_, '_>, id: i64) -> Result<()> {
     let removed: Option<(String, bool)> = ctx
-        .prepare("DELETE FROM tasks WHERE id = ?1 RETURNING key, head")
+        .prepare("SELECT key, head FROM tasks WHERE id = ?1")
         .map_err(db)?
         .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
+        .map_err(db)?;
+    ctx.prepare("DELETE FROM tasks WHERE id = ?1")
+        .map_err(db)?
+        .execute([id])
         .map_err(db)?;
     if let Some((key, true)) = removed {
         promote_next(ctx, &key)?;
@@ -231,24 +241,23 @@ fn take(ctx: &Ctx<'_, '_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(L
     let expires = micros(expires_at);
     let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
     let mut token = next_tokens(ctx, count)? - count;
-    static TAKE: LazyLock<String> = LazyLock::new(|| {
-        format!(
+    static READ: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"));
+    let mut take = ctx
+        .prepare(
             "UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_token = ?2,
                     lease_owner = ?3, lease_expires_at = ?4, ready_at = ?4
-             WHERE id = ?1
-             RETURNING {TASK_COLUMNS}"
+             WHERE id = ?1",
         )
-    });
-    let mut stmt = ctx.prepare(TAKE.as_str()).map_err(db)?;
+        .map_err(db)?;
+    let mut read = ctx.prepare(READ.as_str()).map_err(db)?;
     let mut leases = Vec::with_capacity(ids.len());
     for &id in ids {
         token += 1;
-        let (task, payload) = first(
-            &mut stmt,
-            params![id, token, request.owner, expires],
-            |row| rows::task_unparsed(row, 0),
-        )?
-        .ok_or_else(|| Error::Database(format!("task {id} vanished while leasing")))?;
+        take.execute(params![id, token, request.owner, expires])
+            .map_err(db)?;
+        let (task, payload) = first(&mut read, [id], |row| rows::task_unparsed(row, 0))?
+            .ok_or_else(|| Error::Database(format!("task {id} vanished while leasing")))?;
         leases.push((
             Lease {
                 task,
@@ -280,24 +289,20 @@ fn held(ctx: &Ctx<'_, '_>, lease: &Lease) -> Result<(String, bool)> {
 
 /// Removes a leased task (the decision is applied by the caller in the same savepoint).
 pub(crate) fn complete(ctx: &Ctx<'_, '_>, lease: &Lease) -> Result<()> {
-    let removed: Option<(String, bool)> = ctx
-        .prepare(
-            "DELETE FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2
-             RETURNING key, head",
-        )
+    let removed = ctx
+        .prepare("DELETE FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2")
         .map_err(db)?
-        .query_row(params![lease.task.id, lease.token], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()
+        .execute(params![lease.task.id, lease.token])
         .map_err(db)?;
-    match removed {
-        None => Err(Error::LeaseLost {
+    if removed == 0 {
+        return Err(Error::LeaseLost {
             task: lease.task.id,
-        }),
-        Some((key, true)) => promote_next(ctx, &key),
-        Some((_, false)) => Ok(()),
+        });
     }
+    // The lease's token proves the row was this task, so its key is the lease's. Whether it
+    // was the head does not matter: when it was not, the oldest task left is the head
+    // already and nothing changes.
+    promote_next(ctx, &lease.task.key)
 }
 
 /// Puts a leased task back, due at `due_at`, with the error.
