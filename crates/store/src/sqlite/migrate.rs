@@ -28,6 +28,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "timeline groups",
         include_str!("../../migrations/sqlite/0004_timeline_groups.sql"),
     ),
+    (
+        5,
+        "task state check without a temporary b-tree",
+        include_str!("../../migrations/sqlite/0005_task_state_check.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {
