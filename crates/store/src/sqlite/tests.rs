@@ -234,6 +234,36 @@ async fn lease_stays_fast_with_100k_tasks_and_orders() {
     store.close().await;
 }
 
+/// Task writes build no temporary b-tree: a check or a RETURNING clause can make SQLite
+/// build one per statement, which costs more than the write itself.
+#[test]
+fn task_writes_build_no_temporary_b_tree() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let conn = connect::writer(&scratch.0.join("ops.db")).unwrap();
+    migrate::migrate(&conn).unwrap();
+    for sql in [
+        "INSERT INTO tasks (lane, kind, key, idempotency_key, payload, due_at, attempts,
+                            blocking, created_at, state, head, ready_at)
+         VALUES ('erp', 'book', 'erp:O', 'k', '{}', 1, 0, 1, 1, 'pending', 1, 1)",
+        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_token = 7 WHERE id = 1",
+        "UPDATE tasks SET state = 'pending', ready_at = due_at WHERE id = 1",
+        "DELETE FROM tasks WHERE id = 1 AND state = 'leased' AND lease_token = 7",
+    ] {
+        let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let opcodes: Vec<String> = explain
+            .query_map([], |row| row.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(opcodes.iter().any(|op| op == "Insert" || op == "Delete"));
+        assert!(
+            !opcodes.iter().any(|op| op == "OpenEphemeral"),
+            "{sql}: {opcodes:?}"
+        );
+    }
+}
+
 /// A writer alone (no checkpoint thread) on `hub.db` in `scratch`, after `schema`, starting
 /// the WAL over past `limit` bytes.
 fn lone_writer(scratch: &Scratch, schema: &str, limit: u64) -> super::writer::Writer {
