@@ -545,7 +545,13 @@ impl Engine {
                 return match self.store.complete(lease, decision).await {
                     Ok(committed) => {
                         self.metrics.step(lane_name.as_str(), kind, latency);
-                        for leased in &committed.leased {
+                        // Only the decision's own tasks that were leased are claimed; a
+                        // lease of the lane's next ready task leaves them to the dispatcher.
+                        let own_tasks = committed
+                            .leased
+                            .iter()
+                            .filter(|l| committed.task_ids.contains(&l.task.id));
+                        for leased in own_tasks {
                             let lane = unclaimed
                                 .iter()
                                 .position(|l| l.as_str() == leased.task.lane);

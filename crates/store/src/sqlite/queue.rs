@@ -59,15 +59,18 @@ pub(crate) fn enqueue_claiming(
         }
     }
     let claim = claim.filter(|c| c.limit > 0 && c.lane == task.lane && task.due_at <= c.now);
-    // A claimed task must be its key's head at once: no other task of its key.
+    // A claimed task must be its key's head at once: no other task of its key. Known, that
+    // answer is the new row's `head` too (else the insert looks it up).
+    let mut alone = None;
     let claim = match claim {
         Some(claim) => {
-            let alone = !ctx
+            let none_queued = !ctx
                 .prepare("SELECT 1 FROM tasks WHERE key = ?1 LIMIT 1")
                 .map_err(db)?
                 .exists([&task.key])
                 .map_err(db)?;
-            alone.then_some(claim)
+            alone = Some(none_queued);
+            none_queued.then_some(claim)
         }
         None => None,
     };
@@ -87,8 +90,8 @@ pub(crate) fn enqueue_claiming(
                             lease_token, lease_owner, lease_expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11 IS NOT NULL, ?8, ?9, ?10,
                  iif(?11 IS NULL, 'pending', 'leased'),
-                 NOT EXISTS (SELECT 1 FROM tasks WHERE key = ?3), coalesce(?13, ?7),
-                 ?11, ?12, ?13)",
+                 coalesce(?14, NOT EXISTS (SELECT 1 FROM tasks WHERE key = ?3)),
+                 coalesce(?13, ?7), ?11, ?12, ?13)",
     )
     .map_err(db)?
     .execute(params![
@@ -105,6 +108,7 @@ pub(crate) fn enqueue_claiming(
         lease.map(|(token, _, _)| token),
         lease.map(|(_, owner, _)| owner),
         lease.map(|(_, _, expires_at)| micros(expires_at)),
+        alone,
     ])
     .map_err(db)?;
     let id = conn.last_insert_rowid();
