@@ -65,9 +65,9 @@ impl Drop for Reservation {
     }
 }
 
-/// Reservations for a decision's claim, one per lane.
+/// Reservations for a claim: one per lane for a decision, one per slot for a page of messages.
 #[derive(Default)]
-pub(crate) struct Reserved(Vec<Reservation>);
+pub(crate) struct Reserved(pub(crate) Vec<Reservation>);
 
 impl Engine {
     /// Sets aside a slot and a token of `lane_name` for a task claimed at commit, when the

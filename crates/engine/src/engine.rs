@@ -12,8 +12,8 @@ use crossdock_domain::order::Lane as LaneName;
 use crossdock_ports::inbound::{Accepted, InboundMessage, InboundSink, SinkError};
 use crossdock_ports::{Clock, Erp, Failure, FailureClass, Rng, Salesforce};
 use crossdock_store::{
-    Decision, Lease, LeaseRequest, NewDeadLetter, NewInbound, NewTask, SharedStore, StreamAppend,
-    TimelineEntry,
+    CursorMove, Decision, Lease, LeaseRequest, NewDeadLetter, NewInbound, NewTask, SharedStore,
+    StreamAppend, TimelineEntry,
 };
 use serde_json::json;
 use tokio::sync::Notify;
@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::apply::{LoadError, Loaded, stream_id};
 use crate::cache::OrderCache;
-use crate::chain::{Call, Reserved};
+use crate::chain::{Call, Reservation, Reserved};
 use crate::config::EngineConfig;
 use crate::handlers::{self, Outcome};
 use crate::lane::{BreakerState, Lane, Slot};
@@ -199,10 +199,7 @@ impl Engine {
     /// # Errors
     /// When the store cannot make it durable; the sender must not acknowledge the message.
     pub async fn accept_message(&self, message: InboundMessage) -> Result<Accepted, SinkError> {
-        let key = message.body.key();
-        let kind = message.body.kind();
-        let body = serde_json::to_value(&message.body).map_err(|e| SinkError(e.to_string()))?;
-        let correlation = format!("{}:{}", message.source, message.message_id);
+        let inbound = new_inbound(message)?;
         // While the engine runs, the message's first step is leased with the message and run
         // at once when the hub lane has room (see `crate::chain`).
         let running = self.running.get().filter(|(_, stop)| !stop.is_cancelled());
@@ -212,65 +209,96 @@ impl Engine {
             .map(|_| self.claim_request(LaneName::Hub, self.clock.now()));
         let (accepted, leased) = self
             .store
-            .accept_inbound_leasing(
-                NewInbound {
-                    source: message.source.as_str().to_owned(),
-                    message_id: message.message_id.clone(),
-                    kind: kind.clone(),
-                    key: key.clone(),
-                    received_at: message.received_at,
-                    raw: message.raw,
-                    body: body.clone(),
-                    task: Some(NewTask {
-                        lane: LaneName::Hub.as_str().to_owned(),
-                        kind: "inbound".to_owned(),
-                        key,
-                        dedupe: None,
-                        idempotency_key: correlation.clone(),
-                        // What the handler needs of the message rides in the task, so that
-                        // processing it does not read the inbox row back.
-                        payload: json!({
-                            "correlation": correlation,
-                            "source": message.source.as_str(),
-                            "message_id": message.message_id,
-                            "body": body,
-                        }),
-                        due_at: message.received_at,
-                        blocking: false,
-                        order_id: match &message.body {
-                            crossdock_ports::inbound::Inbound::Order { order, .. } => {
-                                Some(order.to_string())
-                            }
-                            _ => None,
-                        },
-                    }),
-                },
-                claim,
-            )
+            .accept_inbound_leasing(inbound, claim)
             .await
             .map_err(|e| SinkError(e.to_string()))?;
-        Ok(match accepted {
-            crossdock_store::Accepted::New(_) => {
-                self.metrics.inbound_new.fetch_add(1, Ordering::Relaxed);
-                let call = reserved
-                    .zip(leased)
-                    .and_then(|(reservation, lease)| reservation.call(lease));
-                match (call, running, self.me.upgrade()) {
-                    (Some(call), Some((calls, stop)), Some(engine)) => {
-                        self.metrics.steps_chained.fetch_add(1, Ordering::Relaxed);
-                        engine.start(call, calls, stop);
-                    }
-                    _ => self.wake(LaneName::Hub),
+        let wake = matches!(accepted, crossdock_store::Accepted::New(_)) && leased.is_none();
+        let reserved: Vec<_> = reserved.into_iter().collect();
+        let leased: Vec<_> = leased.into_iter().collect();
+        Ok(self.accepted(&[accepted], reserved, leased, wake)[0])
+    }
+
+    /// Stores a page of messages read from a feed, in order, with the feed's new position
+    /// (`cursor`), in one durable commit. While the engine runs, the commit also leases as
+    /// many ready hub tasks as the hub lane has room for, and they run at once.
+    ///
+    /// # Errors
+    /// When the store cannot make the page durable; nothing of it is stored and the cursor
+    /// does not move.
+    pub async fn accept_page(
+        &self,
+        messages: Vec<InboundMessage>,
+        cursor: Option<CursorMove>,
+    ) -> Result<Vec<Accepted>, SinkError> {
+        let keys: std::collections::HashSet<String> =
+            messages.iter().map(|m| m.body.key()).collect();
+        let inbound = messages
+            .into_iter()
+            .map(new_inbound)
+            .collect::<Result<Vec<_>, _>>()?;
+        let running = self.running.get().filter(|(_, stop)| !stop.is_cancelled());
+        let reserved: Vec<_> = match running {
+            Some(_) => std::iter::from_fn(|| self.reserve_one(LaneName::Hub, None))
+                .take(keys.len())
+                .collect(),
+            None => Vec::new(),
+        };
+        let claim = (!reserved.is_empty()).then(|| LeaseRequest {
+            limit: reserved.len(),
+            ..self.claim_request(LaneName::Hub, self.clock.now())
+        });
+        let (accepted, leased) = self
+            .store
+            .accept_inbound_page(inbound, cursor, claim)
+            .await
+            .map_err(|e| SinkError(e.to_string()))?;
+        // Fewer leases than slots: the lane had nothing else ready.
+        let wake = leased.len() == reserved.len()
+            && accepted
+                .iter()
+                .any(|a| matches!(a, crossdock_store::Accepted::New(_)));
+        Ok(self.accepted(&accepted, reserved, leased, wake))
+    }
+
+    /// Counts accepted messages, starts the calls of the tasks leased with them (on their
+    /// reservations' slots; the rest go back) and wakes the hub lane when `wake`.
+    fn accepted(
+        &self,
+        accepted: &[crossdock_store::Accepted],
+        reserved: Vec<Reservation>,
+        leased: Vec<Lease>,
+        wake: bool,
+    ) -> Vec<Accepted> {
+        let outcomes: Vec<Accepted> = accepted
+            .iter()
+            .map(|accepted| match accepted {
+                crossdock_store::Accepted::New(_) => {
+                    self.metrics.inbound_new.fetch_add(1, Ordering::Relaxed);
+                    Accepted::New
                 }
-                Accepted::New
+                crossdock_store::Accepted::Duplicate(_) => {
+                    self.metrics
+                        .inbound_duplicate
+                        .fetch_add(1, Ordering::Relaxed);
+                    Accepted::Duplicate
+                }
+            })
+            .collect();
+        let calls = self.claimed(Reserved(reserved), leased);
+        let running = self.running.get().filter(|(_, stop)| !stop.is_cancelled());
+        match (running, self.me.upgrade()) {
+            (Some((tracker, stop)), Some(engine)) => {
+                for call in calls {
+                    engine.start(call, tracker, stop);
+                }
             }
-            crossdock_store::Accepted::Duplicate(_) => {
-                self.metrics
-                    .inbound_duplicate
-                    .fetch_add(1, Ordering::Relaxed);
-                Accepted::Duplicate
-            }
-        })
+            // Not running: the leases expire and the tasks are taken again.
+            _ => drop(calls),
+        }
+        if wake {
+            self.wake(LaneName::Hub);
+        }
+        outcomes
     }
 
     /// Runs the lane dispatchers (and the ERP change-feed poller when enabled) until
@@ -794,4 +822,43 @@ fn attempt_entry(
             .and_then(|c| c.as_str())
             .map(str::to_owned),
     }
+}
+
+/// The inbox row of `message` with its `inbound` task on the hub lane; what the handler
+/// needs of the message rides in the task, so that processing it does not read the inbox
+/// row back.
+fn new_inbound(message: InboundMessage) -> Result<NewInbound, SinkError> {
+    let key = message.body.key();
+    let kind = message.body.kind();
+    let body = serde_json::to_value(&message.body).map_err(|e| SinkError(e.to_string()))?;
+    let correlation = format!("{}:{}", message.source, message.message_id);
+    let order_id = match &message.body {
+        crossdock_ports::inbound::Inbound::Order { order, .. } => Some(order.to_string()),
+        _ => None,
+    };
+    Ok(NewInbound {
+        source: message.source.as_str().to_owned(),
+        message_id: message.message_id.clone(),
+        kind,
+        key: key.clone(),
+        received_at: message.received_at,
+        raw: message.raw,
+        body: body.clone(),
+        task: Some(NewTask {
+            lane: LaneName::Hub.as_str().to_owned(),
+            kind: "inbound".to_owned(),
+            key,
+            dedupe: None,
+            idempotency_key: correlation.clone(),
+            payload: json!({
+                "correlation": correlation,
+                "source": message.source.as_str(),
+                "message_id": message.message_id,
+                "body": body,
+            }),
+            due_at: message.received_at,
+            blocking: false,
+            order_id,
+        }),
+    })
 }

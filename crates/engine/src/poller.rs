@@ -1,6 +1,7 @@
 //! The ERP change-feed subscriber: polls the ERP for changes after its durable cursor,
-//! turns each into a canonical inbound message, stores it in the inbox, and only then moves
-//! the cursor. A crash between the two re-delivers changes; the inbox dedupes them.
+//! turns each into a canonical inbound message, and stores a page of them in the inbox
+//! together with the cursor's new position, in one transaction (feed order kept). A crash
+//! before the commit reads the page again; the inbox dedupes what was stored otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crossdock_domain::order::Lane as LaneName;
 use crossdock_domain::order::{Command, CreditMemoFacts, InvoiceFacts, PaymentFacts, ReceiptFacts};
 use crossdock_ports::erp::{ChangeKind, ErpChange};
 use crossdock_ports::inbound::{Inbound, InboundMessage};
+use crossdock_store::CursorMove;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -76,28 +78,26 @@ pub async fn poll_once(engine: &Engine) -> Result<usize, String> {
         }
     };
     let count = batch.changes.len();
-    // Messages of one key (one order, one SKU) are stored in feed order; different keys are
-    // stored concurrently, so the store's group commit takes a page in a few transactions
-    // instead of one fsync per change.
-    let mut by_key: std::collections::HashMap<String, Vec<InboundMessage>> =
-        std::collections::HashMap::new();
+    let mut messages = Vec::with_capacity(count);
     for change in batch.changes {
-        let message = to_message(engine, change).await?;
-        by_key.entry(message.body.key()).or_default().push(message);
+        messages.push(to_message(engine, change).await?);
     }
-    futures::future::try_join_all(by_key.into_values().map(|messages| async move {
-        for message in messages {
-            engine
-                .accept_message(message)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Ok::<(), String>(())
-    }))
-    .await?;
-    if count > 0 || cursor.as_deref() != Some(batch.cursor.as_str()) {
+    let now = engine.clock().now();
+    if count > 0 {
+        // The page and the position after it, in one commit: the cursor never runs ahead
+        // of what the inbox holds, and a page costs one durable round trip.
+        let cursor = CursorMove {
+            name: CURSOR.to_owned(),
+            position: batch.cursor,
+            at: now,
+        };
+        engine
+            .accept_page(messages, Some(cursor))
+            .await
+            .map_err(|e| e.to_string())?;
+    } else if cursor.as_deref() != Some(batch.cursor.as_str()) {
         store
-            .save_cursor(CURSOR, &batch.cursor, engine.clock().now())
+            .save_cursor(CURSOR, &batch.cursor, now)
             .await
             .map_err(|e| e.to_string())?;
     }

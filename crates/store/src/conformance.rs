@@ -59,6 +59,8 @@ mod suite {
             => inbox::dedupes_concurrent_accepts;
         sqlite_inbox_accept_leasing_claims_a_ready_task, postgres_inbox_accept_leasing_claims_a_ready_task
             => inbox::accept_leasing_claims_a_ready_task;
+        sqlite_inbox_page_is_stored_in_order_with_its_cursor, postgres_inbox_page_is_stored_in_order_with_its_cursor
+            => inbox::page_is_stored_in_order_with_its_cursor;
         sqlite_inbound_status_follows_decisions, postgres_inbound_status_follows_decisions
             => inbox::status_follows_decisions;
 

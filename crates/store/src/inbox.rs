@@ -29,6 +29,18 @@ pub struct NewInbound {
     pub task: Option<NewTask>,
 }
 
+/// A feed subscriber's new position, saved in the transaction that stores the messages read
+/// up to it ([`crate::Store::accept_inbound_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorMove {
+    /// Cursor name (e.g. `erp-changes`).
+    pub name: String,
+    /// Position after the page.
+    pub position: String,
+    /// When it was saved.
+    pub at: OffsetDateTime,
+}
+
 /// Processing state of an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

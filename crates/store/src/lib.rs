@@ -40,7 +40,7 @@ pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLe
 pub use decision::{Committed, Decision};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{NewEvent, StoredEvent, StreamAppend};
-pub use inbox::{Accepted, InboundRecord, InboundStatus, NewInbound};
+pub use inbox::{Accepted, CursorMove, InboundRecord, InboundStatus, NewInbound};
 pub use journal::{AuditEntry, StoredAuditEntry, StoredTimelineEntry, TimelineEntry};
 pub use projections::{
     AccountRow, ExternalRef, InventoryRow, JsonText, OrderQuery, OrderRow, SyncMark,
@@ -120,6 +120,23 @@ pub trait Store: Send + Sync + 'static {
         message: NewInbound,
         claim: Option<LeaseRequest>,
     ) -> Result<(Accepted, Option<Lease>)>;
+
+    /// Stores a page of messages read from a feed, in order, each as
+    /// [`Store::accept_inbound`] (a known `(source, message_id)`, also one earlier in the
+    /// page, is a duplicate), and saves `cursor` in the same transaction: the page and the
+    /// position after it become durable together, in one commit. With `claim`, the same
+    /// transaction then leases up to `claim.limit` ready tasks of its lane, oldest ready
+    /// first, as a dispatcher would.
+    ///
+    /// # Errors
+    /// As [`Store::accept_inbound`]; on error nothing of the page is stored and the cursor
+    /// does not move.
+    async fn accept_inbound_page(
+        &self,
+        messages: Vec<NewInbound>,
+        cursor: Option<CursorMove>,
+        claim: Option<LeaseRequest>,
+    ) -> Result<(Vec<Accepted>, Vec<Lease>)>;
 
     /// One inbound message.
     async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>>;

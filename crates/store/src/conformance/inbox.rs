@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::fixtures::{T0, at, inbound, lease, lease_request};
-use crate::{Accepted, Decision, InboundStatus, SharedStore, TaskState};
+use crate::{Accepted, CursorMove, Decision, InboundStatus, SharedStore, TaskState};
 
 /// A message is stored once per `(source, message_id)`, raw, with its task; a repeat is a
 /// duplicate that changes nothing.
@@ -242,5 +242,108 @@ pub async fn status_follows_decisions(store: SharedStore) {
         store.tasks_for_order("S2").await.unwrap().len(),
         1,
         "task not removed"
+    );
+}
+
+/// A page of feed messages is stored in order with the feed's cursor in one transaction:
+/// duplicates (known before, or earlier in the page) change nothing, the claim leases the
+/// lane's oldest ready tasks, and a page that fails stores nothing and leaves the cursor.
+pub async fn page_is_stored_in_order_with_its_cursor(store: SharedStore) {
+    let Accepted::New(known) = store
+        .accept_inbound(inbound("erp", "m-0", "order:A"))
+        .await
+        .unwrap()
+    else {
+        panic!("first accept must be new")
+    };
+    let page = ["m-1", "m-2", "m-0", "m-3", "m-2"]
+        .iter()
+        .zip(["order:A", "order:B", "order:A", "order:A", "order:B"])
+        .map(|(id, key)| inbound("erp", id, key))
+        .collect();
+    let moved = CursorMove {
+        name: "feed".to_owned(),
+        position: "p-5".to_owned(),
+        at: T0,
+    };
+    let (accepted, leased) = store
+        .accept_inbound_page(
+            page,
+            Some(moved.clone()),
+            Some(lease_request("hub", "worker-2", 2, T0)),
+        )
+        .await
+        .unwrap();
+    let new: Vec<i64> = accepted
+        .iter()
+        .filter_map(|a| match a {
+            Accepted::New(id) => Some(*id),
+            Accepted::Duplicate(_) => None,
+        })
+        .collect();
+    assert_eq!(new.len(), 3, "m-1, m-2, m-3 are new: {accepted:?}");
+    assert_eq!(accepted[2], Accepted::Duplicate(known));
+    assert_eq!(
+        accepted[4],
+        Accepted::Duplicate(new[1]),
+        "repeated in the page"
+    );
+    assert_eq!(store.cursor("feed").await.unwrap().as_deref(), Some("p-5"));
+
+    let correlations = |tasks: Vec<crate::Task>| -> Vec<String> {
+        tasks
+            .into_iter()
+            .map(|t| t.payload["correlation"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        correlations(store.tasks_for_order("A").await.unwrap()),
+        vec!["erp:m-0", "erp:m-1", "erp:m-3"],
+        "one task per new message, in page order"
+    );
+    let claimed: Vec<(String, serde_json::Value)> = leased
+        .iter()
+        .map(|l| (l.task.key.clone(), l.task.payload["inbox_id"].clone()))
+        .collect();
+    assert_eq!(
+        claimed,
+        vec![
+            ("order:A".to_owned(), json!(known)),
+            ("order:B".to_owned(), json!(new[1]))
+        ],
+        "each key's oldest task, oldest ready first"
+    );
+    assert!(leased.iter().all(|l| l.owner == "worker-2"));
+    assert!(
+        lease(&store, "hub", 10, T0).await.is_empty(),
+        "heads in flight"
+    );
+
+    let mut bad = inbound("erp", "m-5", "order:C");
+    if let Some(task) = bad.task.as_mut() {
+        task.payload = json!(5);
+    }
+    let failed = store
+        .accept_inbound_page(
+            vec![inbound("erp", "m-4", "order:C"), bad],
+            Some(CursorMove {
+                position: "p-7".to_owned(),
+                ..moved
+            }),
+            None,
+        )
+        .await;
+    assert!(failed.is_err(), "a task payload must be an object");
+    assert!(store.tasks_for_order("C").await.unwrap().is_empty());
+    assert_eq!(store.cursor("feed").await.unwrap().as_deref(), Some("p-5"));
+    assert!(
+        matches!(
+            store
+                .accept_inbound(inbound("erp", "m-4", "order:C"))
+                .await
+                .unwrap(),
+            Accepted::New(_)
+        ),
+        "m-4 was not stored by the failed page"
     );
 }

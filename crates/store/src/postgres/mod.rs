@@ -49,9 +49,9 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::{
-    Accepted, AccountRow, AuditEntry, Committed, DeadLetter, DeadLetterFilter, Decision,
-    InboundRecord, InboundStatus, InventoryRow, LaneDepth, Lease, LeaseRequest, NewDeadLetter,
-    NewInbound, NewTask, OrderQuery, OrderRow, Store, StoredAuditEntry, StoredEvent,
+    Accepted, AccountRow, AuditEntry, Committed, CursorMove, DeadLetter, DeadLetterFilter,
+    Decision, InboundRecord, InboundStatus, InventoryRow, LaneDepth, Lease, LeaseRequest,
+    NewDeadLetter, NewInbound, NewTask, OrderQuery, OrderRow, Store, StoredAuditEntry, StoredEvent,
     StoredTimelineEntry, Task, TimelineEntry,
 };
 
@@ -140,6 +140,30 @@ impl Store for PgStore {
             .unwrap_or_default();
         transaction!(self, locks = locks, conn => {
             decision::accept_inbound(conn, &message, claim.as_ref()).await?
+        })
+    }
+
+    async fn accept_inbound_page(
+        &self,
+        messages: Vec<NewInbound>,
+        cursor: Option<CursorMove>,
+        claim: Option<LeaseRequest>,
+    ) -> Result<(Vec<Accepted>, Vec<Lease>)> {
+        let tasks: Vec<NewTask> = messages.iter().filter_map(|m| m.task.clone()).collect();
+        let locks = queue::locks_for(&self.locks, &tasks);
+        transaction!(self, locks = locks, conn => {
+            let mut accepted = Vec::with_capacity(messages.len());
+            for message in &messages {
+                accepted.push(decision::accept_inbound(conn, message, None).await?.0);
+            }
+            if let Some(cursor) = &cursor {
+                decision::save_cursor(conn, &cursor.name, &cursor.position, cursor.at).await?;
+            }
+            let leased = match &claim {
+                Some(claim) => queue::lease(conn, claim).await?,
+                None => Vec::new(),
+            };
+            (accepted, leased)
         })
     }
 

@@ -38,9 +38,9 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::{
-    Accepted, AccountRow, AuditEntry, Committed, DeadLetter, DeadLetterFilter, Decision,
-    InboundRecord, InboundStatus, InventoryRow, LaneDepth, Lease, LeaseRequest, NewDeadLetter,
-    NewInbound, NewTask, OrderQuery, OrderRow, Store, StoredAuditEntry, StoredEvent,
+    Accepted, AccountRow, AuditEntry, Committed, CursorMove, DeadLetter, DeadLetterFilter,
+    Decision, InboundRecord, InboundStatus, InventoryRow, LaneDepth, Lease, LeaseRequest,
+    NewDeadLetter, NewInbound, NewTask, OrderQuery, OrderRow, Store, StoredAuditEntry, StoredEvent,
     StoredTimelineEntry, Task, TimelineEntry,
 };
 
@@ -133,6 +133,49 @@ impl Store for SqliteStore {
             )
             .await?;
         Ok((accepted, leased.map(parsed)))
+    }
+
+    async fn accept_inbound_page(
+        &self,
+        messages: Vec<NewInbound>,
+        cursor: Option<CursorMove>,
+        claim: Option<LeaseRequest>,
+    ) -> Result<(Vec<Accepted>, Vec<Lease>)> {
+        // Rendered here, off the writer thread.
+        let rendered = messages
+            .iter()
+            .map(|message| {
+                let payload = message
+                    .task
+                    .as_ref()
+                    .map(|task| PayloadAwaitingInboxId::new(&task.payload))
+                    .transpose()?;
+                Ok((crate::codec::text(&message.body), payload))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (accepted, leased) = self
+            .writer
+            .write_with(
+                (messages, rendered, cursor, claim),
+                |ctx, (messages, rendered, cursor, claim)| {
+                    let mut accepted = Vec::with_capacity(messages.len());
+                    for (message, (body, payload)) in messages.iter().zip(rendered) {
+                        let (one, _) =
+                            decision::accept_inbound(ctx, message, body, payload.as_ref(), None)?;
+                        accepted.push(one);
+                    }
+                    if let Some(cursor) = cursor {
+                        decision::save_cursor(ctx, &cursor.name, &cursor.position, cursor.at)?;
+                    }
+                    let leased = match claim {
+                        Some(claim) => queue::lease(ctx, claim)?,
+                        None => Vec::new(),
+                    };
+                    Ok((accepted, leased))
+                },
+            )
+            .await?;
+        Ok((accepted, leased.into_iter().map(parsed).collect()))
     }
 
     async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>> {
