@@ -233,8 +233,9 @@ pub struct BenchArgs {
     /// Store: a SQLite file path or a `postgres://` URL. Default: a SQLite file in a temp dir.
     #[arg(long)]
     pub store: Option<String>,
-    /// Worker count.
-    #[arg(long, default_value_t = 64)]
+    /// Calls in flight on the ERP and hub lanes (with zero-latency downstreams a call holds
+    /// its slot mostly while its commit becomes durable, so group commits need many).
+    #[arg(long, default_value_t = 256)]
     pub workers: usize,
     /// Concurrent senders of new orders (each waits for its order to be durable).
     #[arg(long, default_value_t = 16)]

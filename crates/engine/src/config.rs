@@ -78,8 +78,12 @@ impl Default for EngineConfig {
                 batch: 200,
                 ..LaneConfig::default()
             },
+            // The hub lane calls nothing outside the hub: a step holds its slot mostly while
+            // its decision waits for the durable commit, so the group commit needs many in
+            // flight (with 64, thousands of ready hub tasks waited while the store's writer
+            // idled a third of the time).
             hub_lane: LaneConfig {
-                concurrency: 32,
+                concurrency: 256,
                 batch: 1,
                 timeout_ms: 10_000,
                 ..LaneConfig::default()

@@ -193,7 +193,7 @@ timeout_ms = 20000
 lease_ms = 40000
 
 [lanes.hub]
-concurrency = 32
+concurrency = 256
 timeout_ms = 10000
 lease_ms = 20000
 
