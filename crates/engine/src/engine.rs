@@ -488,24 +488,33 @@ impl Engine {
         // The call holds its slot until it ends, unless the slot carries the next step of a
         // lone lease's work.
         let mut own = Some(slot);
-        let chain = chain && leases.len() == 1;
-        let mut next = Vec::new();
-        for (lease, outcome) in leases.iter().zip(outcomes) {
-            let outcome = self.recheck(lease.token, outcome);
+        if chain && leases.len() == 1 {
+            let (lease, outcome) = (&leases[0], outcomes.into_iter().next());
+            let outcome = outcome.map(|outcome| self.recheck(lease.token, outcome));
+            let Some(outcome) = outcome else {
+                return Vec::new();
+            };
             let (committed, claimed) = self
-                .settle(
-                    lane_name,
-                    lease,
-                    outcome,
-                    latency,
-                    &kind,
-                    chain.then_some(&mut own),
-                )
+                .settle(lane_name, lease, outcome, latency, &kind, Some(&mut own))
                 .await;
             self.cache.finish(lease.token, committed);
-            next.extend(claimed);
+            return claimed;
         }
-        next
+        // A batch's leases are of different keys: they settle together, so that the store's
+        // group commit takes them in one or two commits instead of one after the other.
+        let settles = leases.iter().zip(outcomes).map(|(lease, outcome)| {
+            let kind = &kind;
+            async move {
+                let outcome = self.recheck(lease.token, outcome);
+                let (committed, _) = self
+                    .settle(lane_name, lease, outcome, latency, kind, None)
+                    .await;
+                self.cache.finish(lease.token, committed);
+            }
+        });
+        futures::future::join_all(settles).await;
+        drop(own);
+        Vec::new()
     }
 
     fn pace_salesforce(&self, lane: &Lane) {

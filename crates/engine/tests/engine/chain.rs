@@ -1,5 +1,6 @@
-//! Chained steps: claimed tasks run once each, with their attempt counted once, and a lane
-//! with a single slot still finishes every order.
+//! How calls settle: claimed (chained) tasks run once each, with their attempt counted once;
+//! a lane with a single slot still finishes every order; a batched call's leases settle
+//! together.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,5 +68,63 @@ async fn lanes_with_one_slot_finish_every_order() {
     }
     hub.wait_for_closed(Duration::from_secs(60), 15).await;
     assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 15);
+    hub.stop().await;
+}
+
+/// A batched Salesforce call's write-backs settle together: their completions share group
+/// commits instead of taking one durable commit each, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_write_backs_settles_in_shared_commits() {
+    const ORDERS: u64 = 60;
+    let erp = Arc::new(LoopbackErp::new(Arc::new(SystemClock)));
+    let sf = Arc::new(LoopbackSalesforce::default());
+    let mut config = test_config();
+    // The orders close before their write-backs are due; idle dispatchers look for due work
+    // (each look a commit) seldom, so the write-backs go in one or two batches and the
+    // commits counted below are theirs.
+    config.sf_sync_delay = Duration::from_secs(3);
+    config.idle_poll = Duration::from_secs(5);
+    config.salesforce_lane.concurrency = 1;
+    let hub = Hub::start("batch-settle", erp, sf.clone(), config).await;
+    futures::future::join_all(
+        (0..ORDERS).map(|n| hub.submit(capture(&format!("ORD-{n}"), &format!("ACC-{n}")))),
+    )
+    .await;
+    hub.wait_for_closed(Duration::from_secs(60), ORDERS).await;
+    let before = hub.store.writer_stats().expect("a SQLite store");
+    let written_before = sf.records.load(Ordering::Relaxed);
+    hub.wait_for(
+        Duration::from_secs(60),
+        "every write-back settled",
+        || async {
+            let mut left = 0;
+            for n in 0..ORDERS {
+                left += hub
+                    .store
+                    .tasks_for_order(&format!("ORD-{n}"))
+                    .await
+                    .unwrap()
+                    .len();
+            }
+            left == 0
+        },
+    )
+    .await;
+    let commits = hub.store.writer_stats().expect("a SQLite store").commits - before.commits;
+    assert_eq!(
+        sf.records.load(Ordering::Relaxed),
+        ORDERS,
+        "one write-back each"
+    );
+    let written = ORDERS - written_before;
+    assert!(
+        written * 2 >= ORDERS,
+        "most write-backs fall due after the orders closed: {written}"
+    );
+    let calls = sf.calls.load(Ordering::Relaxed);
+    assert!(
+        commits * 2 <= written,
+        "{commits} commits (leases and completions) for {written} write-backs in {calls} calls"
+    );
     hub.stop().await;
 }
