@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use time::OffsetDateTime;
 
 use async_trait::async_trait;
 use crossdock_domain::account::{Account, CreditStatus};
@@ -45,7 +46,35 @@ struct ErpState {
     bookings: BTreeMap<OrderId, Booked>,
     returns: BTreeMap<String, Authorised>,
     memos: BTreeMap<String, Decimal>,
-    changes: Vec<ErpChange>,
+    changes: Feed,
+}
+
+/// The change feed: positions count from the first change ever; changes before the
+/// position last asked for are dropped (the hub asks from its durable cursor, so it never
+/// asks for them again), which keeps long runs' memory flat.
+#[derive(Default)]
+struct Feed {
+    /// Position of `kept[0]`.
+    dropped: usize,
+    kept: std::collections::VecDeque<ErpChange>,
+}
+
+impl Feed {
+    fn push(&mut self, at: OffsetDateTime, kind: ChangeKind) {
+        let id = format!("loop-{}", self.dropped + self.kept.len() + 1);
+        self.kept.push_back(ErpChange { id, at, kind });
+    }
+
+    /// Up to `limit` changes from position `start`, and the position after them; what
+    /// lies before `start` is dropped.
+    fn read(&mut self, start: usize, limit: usize) -> (Vec<ErpChange>, usize) {
+        let start = start.min(self.dropped + self.kept.len()).max(self.dropped);
+        self.kept.drain(..start - self.dropped);
+        self.dropped = start;
+        let changes: Vec<ErpChange> = self.kept.iter().take(limit).cloned().collect();
+        let end = start + changes.len();
+        (changes, end)
+    }
 }
 
 /// An ERP that completes every order's lifecycle the moment it is booked.
@@ -225,8 +254,7 @@ impl Erp for LoopbackErp {
             },
         ];
         for kind in kinds {
-            let id = format!("loop-{}", state.changes.len() + 1);
-            state.changes.push(ErpChange { id, at: now, kind });
+            state.changes.push(now, kind);
         }
         Ok(BookingConfirmation {
             erp_ref,
@@ -275,11 +303,10 @@ impl Erp for LoopbackErp {
 
     async fn changes(&self, cursor: Option<&str>, limit: usize) -> Result<ChangeBatch> {
         pause(self.latency).await;
-        let state = self.state();
         let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        let end = (start + limit).min(state.changes.len());
+        let (changes, end) = self.state().changes.read(start, limit);
         Ok(ChangeBatch {
-            changes: state.changes[start.min(end)..end].to_vec(),
+            changes,
             cursor: end.to_string(),
         })
     }
@@ -320,18 +347,16 @@ impl Erp for LoopbackErp {
                 erp_ref.clone(),
                 (request.rma.clone(), lines.clone(), request.order.clone()),
             );
-            let id = format!("loop-{}", state.changes.len() + 1);
-            state.changes.push(ErpChange {
-                id,
-                at: now,
-                kind: ChangeKind::ReturnReceived {
+            state.changes.push(
+                now,
+                ChangeKind::ReturnReceived {
                     rma: request.rma.clone(),
                     receipt: ReturnReceipt {
                         id: format!("{erp_ref}-R1"),
                         lines,
                     },
                 },
-            });
+            );
         }
         Ok(ReturnAuthorisation { erp_ref })
     }
@@ -460,5 +485,51 @@ impl Salesforce for LoopbackSalesforce {
 async fn pause(latency: Duration) {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_forgets_only_what_lies_before_the_position_asked_for() {
+        let mut feed = Feed::default();
+        for n in 0..5 {
+            feed.push(
+                OffsetDateTime::UNIX_EPOCH,
+                ChangeKind::OrderCancelled {
+                    reference: OrderId::new(format!("ORD-{n}")),
+                    reason: "test".to_owned(),
+                },
+            );
+        }
+        let ids = |changes: &[ErpChange]| changes.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        let (first, end) = feed.read(0, 2);
+        assert_eq!(
+            (ids(&first), end),
+            (vec!["loop-1".into(), "loop-2".into()], 2)
+        );
+        // Asked again from the same position (a hub that crashed before storing the page).
+        let (again, end) = feed.read(2, 10);
+        assert_eq!(ids(&again), ["loop-3", "loop-4", "loop-5"]);
+        assert_eq!(end, 5);
+        assert_eq!(ids(&feed.read(2, 10).0), ["loop-3", "loop-4", "loop-5"]);
+        assert_eq!(feed.kept.len(), 3, "the first two are dropped");
+        let (none, end) = feed.read(5, 10);
+        assert!(none.is_empty());
+        assert_eq!((end, feed.kept.len()), (5, 0));
+        feed.push(
+            OffsetDateTime::UNIX_EPOCH,
+            ChangeKind::OrderCancelled {
+                reference: OrderId::new("ORD-5"),
+                reason: "test".to_owned(),
+            },
+        );
+        assert_eq!(
+            ids(&feed.read(5, 10).0),
+            ["loop-6"],
+            "positions go on counting"
+        );
     }
 }
