@@ -284,16 +284,13 @@ impl Engine {
                 }
             })
             .collect();
+        // Claims are only taken while the engine runs; a shutdown begun since still runs
+        // what was leased (within its grace period), as any call in flight.
         let calls = self.claimed(Reserved(reserved), leased);
-        let running = self.running.get().filter(|(_, stop)| !stop.is_cancelled());
-        match (running, self.me.upgrade()) {
-            (Some((tracker, stop)), Some(engine)) => {
-                for call in calls {
-                    engine.start(call, tracker, stop);
-                }
+        if let (Some((tracker, stop)), Some(engine)) = (self.running.get(), self.me.upgrade()) {
+            for call in calls {
+                engine.start(call, tracker, stop);
             }
-            // Not running: the leases expire and the tasks are taken again.
-            _ => drop(calls),
         }
         if wake {
             self.wake(LaneName::Hub);
