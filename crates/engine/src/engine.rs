@@ -771,6 +771,21 @@ impl InboundSink for Engine {
     async fn accept(&self, message: InboundMessage) -> Result<Accepted, SinkError> {
         self.accept_message(message).await
     }
+
+    /// One commit: the messages and the checkpoint, kept in the store's cursors (where
+    /// [`crate::checkpoints::StoreCheckpoints`] keeps them).
+    async fn accept_page(
+        &self,
+        messages: Vec<InboundMessage>,
+        checkpoint: Option<(String, String)>,
+    ) -> Result<bool, SinkError> {
+        let cursor = checkpoint.map(|(name, position)| CursorMove {
+            name,
+            position,
+            at: self.clock.now(),
+        });
+        self.accept_page(messages, cursor).await.map(|_| true)
+    }
 }
 
 fn group_by_kind(leases: Vec<Lease>) -> Vec<Vec<Lease>> {

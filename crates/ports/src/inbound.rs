@@ -107,6 +107,23 @@ pub struct SinkError(pub String);
 pub trait InboundSink: Send + Sync + 'static {
     /// Stores the message (deduplicated by source and message id).
     async fn accept(&self, message: InboundMessage) -> Result<Accepted, SinkError>;
+
+    /// Stores `messages` in order (each as [`InboundSink::accept`]) and, where the sink keeps
+    /// subscriber positions itself, `checkpoint` (`(subscriber, position)`, as
+    /// [`Checkpoints::save`] would) in the same durable write, so that the position never
+    /// runs ahead of the inbox. Returns whether it saved the checkpoint; when not, the
+    /// caller saves it. The default stores the messages one by one and saves nothing.
+    async fn accept_page(
+        &self,
+        messages: Vec<InboundMessage>,
+        checkpoint: Option<(String, String)>,
+    ) -> Result<bool, SinkError> {
+        let _ = checkpoint;
+        for message in messages {
+            self.accept(message).await?;
+        }
+        Ok(false)
+    }
 }
 
 /// Durable positions of subscribers (e.g. a Pub/Sub replay id, an ERP change cursor).

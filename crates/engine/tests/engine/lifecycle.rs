@@ -181,3 +181,41 @@ async fn an_inbound_task_carries_its_message() {
     assert_eq!(task.payload["message_id"], "capture-CARRY-1");
     assert_eq!(task.payload["body"], body);
 }
+
+/// A subscriber's page goes to the inbox with its checkpoint in one write: the engine keeps
+/// the checkpoint where `StoreCheckpoints` reads it, a redelivered page stores nothing twice,
+/// and its orders close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_and_its_checkpoint_are_stored_together() {
+    use crossdock_engine::checkpoints::StoreCheckpoints;
+    use crossdock_ports::SystemClock;
+    use crossdock_ports::inbound::{Checkpoints, InboundSink};
+
+    let (hub, erp, _sf) = Hub::loopback("page-checkpoint").await;
+    let page = || {
+        (0..6)
+            .map(|n| capture(&format!("ORD-{n}"), "ACC-1"))
+            .collect::<Vec<_>>()
+    };
+    let checkpoint = Some(("sub:/data/OrderChangeEvent".to_owned(), "00ff".to_owned()));
+    let sink: &dyn InboundSink = &*hub.engine;
+    assert!(
+        sink.accept_page(page(), checkpoint.clone()).await.unwrap(),
+        "the engine keeps the checkpoint with the page"
+    );
+    let checkpoints = StoreCheckpoints::new(hub.store.clone(), std::sync::Arc::new(SystemClock));
+    assert_eq!(
+        checkpoints
+            .load("sub:/data/OrderChangeEvent")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("00ff")
+    );
+    assert!(sink.accept_page(page(), checkpoint).await.unwrap());
+    hub.wait_for_closed(Duration::from_secs(60), 6).await;
+    let duplicates = hub.engine.metrics().snapshot().inbound_duplicate;
+    assert_eq!(duplicates, 6, "the redelivered page, and nothing else");
+    assert_eq!(erp.bookings_created.load(Ordering::Relaxed), 6);
+    hub.stop().await;
+}

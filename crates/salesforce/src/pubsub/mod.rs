@@ -3,9 +3,10 @@
 //!
 //! One `Subscribe` stream per topic, pull-based: `num_requested` events are asked for and more
 //! are asked for once half are used. Each event is decoded in its writer schema (`GetSchema`
-//! once per schema id), mapped ([`events`]), delivered to [`InboundSink::accept`] (which returns
-//! once the message is durable) and only then checkpointed with
-//! [`Checkpoints::save`]`("<subscriber>:<topic>", <replay id hex>)`. A restart resumes
+//! once per schema id), mapped ([`events`]); a response's messages are delivered as one page
+//! to [`InboundSink::accept_page`] (which returns once they are durable) with the checkpoint
+//! `("<subscriber>:<topic>", <replay id hex>)` of its last event — in the same durable write
+//! where the sink keeps checkpoints, else saved after it with [`Checkpoints::save`]. A restart resumes
 //! `CUSTOM` from that id, so nothing is lost; the inbox deduplicates by message id
 //! (`<topic>/<replay id hex>`), so nothing is delivered twice.
 //!
@@ -478,19 +479,43 @@ impl Subscriber {
             };
             let count = i32::try_from(response.events.len()).unwrap_or(i32::MAX);
             credit = credit.saturating_sub(count);
+            // The response's events are interpreted first, then delivered as one page with
+            // the checkpoint of the last one (one durable write where the sink keeps
+            // checkpoints). An event that ends the stream ends the page before it.
+            let mut page = Vec::new();
+            let mut last = None;
+            let mut commit = None;
+            let mut ended = None;
             for consumer in response.events {
                 let replay = consumer.replay_id.clone();
                 let Some(event) = consumer.event else {
                     continue;
                 };
-                if let Err(end) = self
-                    .handle(&mut client, &token, topic, key, &replay, &event)
+                match self
+                    .interpret(&mut client, &token, topic, &replay, &event)
                     .await
                 {
-                    return end;
+                    Ok((messages, at)) => {
+                        page.extend(messages);
+                        commit = commit.max(at);
+                        last = Some(replay);
+                    }
+                    Err(end) => {
+                        ended = Some(end);
+                        break;
+                    }
+                }
+            }
+            if let Some(replay) = last {
+                self.deliver_page(key, &replay_hex(&replay), page).await;
+                if let Some(ms) = commit {
+                    self.note_time(key, ms).await;
                 }
                 last_saved = Some(replay);
                 *progressed = true;
+            }
+            if let Some(end) = ended {
+                return end;
             }
             if count == 0 && !response.latest_replay_id.is_empty() {
                 // Keepalive: nothing for this topic up to here, so resume after it.
@@ -518,16 +543,16 @@ impl Subscriber {
         }
     }
 
-    /// Decodes, interprets, delivers and checkpoints one event.
-    async fn handle(
+    /// Decodes and interprets one event: the messages it means (none for an echo of the
+    /// hub's own write or an event of no interest) and its commit time.
+    async fn interpret(
         &self,
         client: &mut PubSubClient<Channel>,
         token: &Arc<Token>,
         topic: &str,
-        key: &str,
         replay: &[u8],
         event: &crate::proto::ProducerEvent,
-    ) -> std::result::Result<(), End> {
+    ) -> std::result::Result<(Vec<(String, String, Inbound)>, Option<i64>), End> {
         Counters::add(&self.counters.received);
         let hex = replay_hex(replay);
         let base_id = format!("{topic}/{hex}");
@@ -573,14 +598,55 @@ impl Subscriber {
                 }
             }
         };
-        for (message_id, raw, body) in messages {
-            self.deliver(message_id, raw, body).await;
+        Ok((messages, commit))
+    }
+
+    /// Hands a page of messages to the inbox with the checkpoint after them, retrying until
+    /// it is durable (only shutdown stops it); saves the checkpoint itself when the sink
+    /// does not keep checkpoints.
+    async fn deliver_page(&self, key: &str, hex: &str, messages: Vec<(String, String, Inbound)>) {
+        let now = self.adapter.clock().now();
+        let unreadable = messages
+            .iter()
+            .filter(|(_, _, body)| matches!(body, Inbound::Unreadable { .. }))
+            .count();
+        let page: Vec<InboundMessage> = messages
+            .into_iter()
+            .map(|(message_id, raw, body)| InboundMessage {
+                source: System::Salesforce,
+                message_id,
+                received_at: now,
+                raw,
+                body,
+            })
+            .collect();
+        let delivered = page.len();
+        let max = Duration::from_secs(self.adapter.config().pubsub.reconnect_max_secs);
+        let mut backoff = Backoff::new(max);
+        let checkpoint = Some((key.to_owned(), hex.to_owned()));
+        let saved = loop {
+            match self
+                .sink
+                .accept_page(page.clone(), checkpoint.clone())
+                .await
+            {
+                Ok(saved) => break saved,
+                Err(error) => {
+                    let wait = backoff.step();
+                    tracing::warn!(%error, key, "Inbox refused a page of Salesforce messages; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        };
+        self.counters
+            .delivered
+            .fetch_add(delivered as u64, Ordering::Relaxed);
+        self.counters
+            .unreadable
+            .fetch_add(unreadable as u64, Ordering::Relaxed);
+        if !saved {
+            self.save(key, hex).await;
         }
-        self.save(key, &hex).await;
-        if let Some(ms) = commit {
-            self.note_time(key, ms).await;
-        }
-        Ok(())
     }
 
     fn suppressed(&self, ev: &ChangeEvent) -> bool {
