@@ -507,7 +507,8 @@ impl Subscriber {
                 }
             }
             if let Some(replay) = last {
-                self.deliver_page(key, &replay_hex(&replay), page).await;
+                self.deliver_page(Some((key, &replay_hex(&replay))), page)
+                    .await;
                 if let Some(ms) = commit {
                     self.note_time(key, ms).await;
                 }
@@ -601,10 +602,14 @@ impl Subscriber {
         Ok((messages, commit))
     }
 
-    /// Hands a page of messages to the inbox with the checkpoint after them, retrying until
-    /// it is durable (only shutdown stops it); saves the checkpoint itself when the sink
-    /// does not keep checkpoints.
-    async fn deliver_page(&self, key: &str, hex: &str, messages: Vec<(String, String, Inbound)>) {
+    /// Hands a page of messages to the inbox with the checkpoint `(key, replay id hex)` after
+    /// them, if any, retrying until it is durable (only shutdown stops it); saves the
+    /// checkpoint itself when the sink does not keep checkpoints.
+    async fn deliver_page(
+        &self,
+        checkpoint: Option<(&str, &str)>,
+        messages: Vec<(String, String, Inbound)>,
+    ) {
         let now = self.adapter.clock().now();
         let unreadable = messages
             .iter()
@@ -623,17 +628,13 @@ impl Subscriber {
         let delivered = page.len();
         let max = Duration::from_secs(self.adapter.config().pubsub.reconnect_max_secs);
         let mut backoff = Backoff::new(max);
-        let checkpoint = Some((key.to_owned(), hex.to_owned()));
+        let owned = checkpoint.map(|(key, hex)| (key.to_owned(), hex.to_owned()));
         let saved = loop {
-            match self
-                .sink
-                .accept_page(page.clone(), checkpoint.clone())
-                .await
-            {
+            match self.sink.accept_page(page.clone(), owned.clone()).await {
                 Ok(saved) => break saved,
                 Err(error) => {
                     let wait = backoff.step();
-                    tracing::warn!(%error, key, "Inbox refused a page of Salesforce messages; retrying");
+                    tracing::warn!(%error, checkpoint = ?checkpoint, "Inbox refused a page of Salesforce messages; retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -644,7 +645,7 @@ impl Subscriber {
         self.counters
             .unreadable
             .fetch_add(unreadable as u64, Ordering::Relaxed);
-        if !saved {
+        if let (Some((key, hex)), false) = (checkpoint, saved) {
             self.save(key, hex).await;
         }
     }
@@ -828,37 +829,7 @@ impl Subscriber {
                 }
             }
         }
-        for (id, raw, body) in messages {
-            self.deliver(id, raw, body).await;
-        }
-    }
-
-    /// Hands a message to the inbox, retrying until it is durable (only shutdown stops it).
-    async fn deliver(&self, message_id: String, raw: String, body: Inbound) {
-        let unreadable = matches!(body, Inbound::Unreadable { .. });
-        let message = InboundMessage {
-            source: System::Salesforce,
-            message_id,
-            received_at: self.adapter.clock().now(),
-            raw,
-            body,
-        };
-        let max = Duration::from_secs(self.adapter.config().pubsub.reconnect_max_secs);
-        let mut backoff = Backoff::new(max);
-        loop {
-            match self.sink.accept(message.clone()).await {
-                Ok(_) => break,
-                Err(error) => {
-                    let wait = backoff.step();
-                    tracing::warn!(%error, message_id = %message.message_id, "Inbox refused a Salesforce message; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-        Counters::add(&self.counters.delivered);
-        if unreadable {
-            Counters::add(&self.counters.unreadable);
-        }
+        self.deliver_page(None, messages).await;
     }
 
     /// Saves a replay-id checkpoint, retrying until the store takes it.

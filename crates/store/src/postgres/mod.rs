@@ -133,11 +133,7 @@ impl Store for PgStore {
         message: NewInbound,
         claim: Option<LeaseRequest>,
     ) -> Result<(Accepted, Option<Lease>)> {
-        let locks = message
-            .task
-            .as_ref()
-            .map(|task| queue::locks_for(&self.locks, std::slice::from_ref(task)))
-            .unwrap_or_default();
+        let locks = queue::locks_for(&self.locks, message.task.as_slice());
         transaction!(self, locks = locks, conn => {
             decision::accept_inbound(conn, &message, claim.as_ref()).await?
         })

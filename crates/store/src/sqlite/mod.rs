@@ -116,13 +116,7 @@ impl Store for SqliteStore {
         message: NewInbound,
         claim: Option<LeaseRequest>,
     ) -> Result<(Accepted, Option<Lease>)> {
-        // Rendered here, off the writer thread.
-        let body = crate::codec::text(&message.body);
-        let payload = message
-            .task
-            .as_ref()
-            .map(|task| PayloadAwaitingInboxId::new(&task.payload))
-            .transpose()?;
+        let (body, payload) = rendered(&message)?;
         let (accepted, leased) = self
             .writer
             .write_with(
@@ -141,18 +135,7 @@ impl Store for SqliteStore {
         cursor: Option<CursorMove>,
         claim: Option<LeaseRequest>,
     ) -> Result<(Vec<Accepted>, Vec<Lease>)> {
-        // Rendered here, off the writer thread.
-        let rendered = messages
-            .iter()
-            .map(|message| {
-                let payload = message
-                    .task
-                    .as_ref()
-                    .map(|task| PayloadAwaitingInboxId::new(&task.payload))
-                    .transpose()?;
-                Ok((crate::codec::text(&message.body), payload))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let rendered = messages.iter().map(rendered).collect::<Result<Vec<_>>>()?;
         let (accepted, leased) = self
             .writer
             .write_with(
@@ -535,6 +518,17 @@ pub fn baseline_commit_rate(dir: &Path, n: usize) -> Result<f64> {
 /// A lease with its task's payload parsed from the stored text. A payload that is not JSON
 /// (it cannot be, unless the file was edited) reaches its handler as text, which refuses it:
 /// the task is dead-lettered, the lane goes on.
+/// An inbound message's body text and its task's payload awaiting the inbox id, rendered by
+/// the caller, off the writer thread.
+fn rendered(message: &NewInbound) -> Result<(String, Option<PayloadAwaitingInboxId>)> {
+    let payload = message
+        .task
+        .as_ref()
+        .map(|task| PayloadAwaitingInboxId::new(&task.payload))
+        .transpose()?;
+    Ok((crate::codec::text(&message.body), payload))
+}
+
 fn parsed((mut lease, payload): (Lease, String)) -> Lease {
     lease.task.payload =
         crate::codec::json(&payload, "task payload").unwrap_or(serde_json::Value::String(payload));
