@@ -372,11 +372,7 @@ fn changing(state: &Order, events: Vec<Event>) -> Vec<Event> {
     let mut next = state.clone();
     events
         .into_iter()
-        .filter(|event| {
-            let before = next.clone();
-            evolve(&mut next, event);
-            next != before
-        })
+        .filter(|event| evolve(&mut next, event))
         .collect()
 }
 

@@ -7,9 +7,10 @@ use super::event::Event;
 use super::state::{Order, ReceiptFacts, ReturnFacts, ShipmentFacts, Timestamp, join_earliest};
 use crate::lattice::{Earliest, Join};
 
-/// Applies an event to an order's state.
-pub fn evolve(state: &mut Order, event: &Event) {
-    state.join(fact(event));
+/// Applies an event to an order's state; returns whether the state changed (an event
+/// already folded in, or one older than what the state knows, changes nothing).
+pub fn evolve(state: &mut Order, event: &Event) -> bool {
+    state.join(fact(event))
 }
 
 /// The single fact an event contributes, as a state holding only that fact.

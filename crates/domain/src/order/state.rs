@@ -23,10 +23,12 @@ use crate::money::Currency;
 macro_rules! join_by_max {
     ($($ty:ty),* $(,)?) => {
         $(impl Join for $ty {
-            fn join(&mut self, other: Self) {
-                if other > *self {
+            fn join(&mut self, other: Self) -> bool {
+                let grew = other > *self;
+                if grew {
                     *self = other;
                 }
+                grew
             }
         })*
     };
@@ -213,13 +215,15 @@ pub struct ShipmentFacts {
 }
 
 impl Join for ShipmentFacts {
-    fn join(&mut self, other: Self) {
-        self.location.join(other.location);
-        self.lines.join(other.lines);
-        self.milestone.join(other.milestone);
-        self.carrier.join(other.carrier);
-        self.tracking.join(other.tracking);
-        self.times.join(other.times);
+    fn join(&mut self, other: Self) -> bool {
+        let mut grew = false;
+        grew |= self.location.join(other.location);
+        grew |= self.lines.join(other.lines);
+        grew |= self.milestone.join(other.milestone);
+        grew |= self.carrier.join(other.carrier);
+        grew |= self.tracking.join(other.tracking);
+        grew |= self.times.join(other.times);
+        grew
     }
 }
 
@@ -375,14 +379,16 @@ pub struct ReturnFacts {
 }
 
 impl Join for ReturnFacts {
-    fn join(&mut self, other: Self) {
-        self.request.join(other.request);
-        self.authorisation.join(other.authorisation);
-        self.refusal.join(other.refusal);
-        self.receipts.join(other.receipts);
-        self.credit_memos.join(other.credit_memos);
-        self.refunds.join(other.refunds);
-        join_earliest(&mut self.closed, other.closed);
+    fn join(&mut self, other: Self) -> bool {
+        let mut grew = false;
+        grew |= self.request.join(other.request);
+        grew |= self.authorisation.join(other.authorisation);
+        grew |= self.refusal.join(other.refusal);
+        grew |= self.receipts.join(other.receipts);
+        grew |= self.credit_memos.join(other.credit_memos);
+        grew |= self.refunds.join(other.refunds);
+        grew |= join_earliest(&mut self.closed, other.closed);
+        grew
     }
 }
 
@@ -416,27 +422,35 @@ pub struct Order {
 }
 
 impl Join for Order {
-    fn join(&mut self, other: Self) {
-        self.draft.join(other.draft);
-        self.validation.join(other.validation);
-        self.rejection.join(other.rejection);
-        self.booking.join(other.booking);
-        self.allocations.join(other.allocations);
-        self.backorders.join(other.backorders);
-        self.shipments.join(other.shipments);
-        self.invoices.join(other.invoices);
-        self.payments.join(other.payments);
-        self.cancellation.join(other.cancellation);
-        join_earliest(&mut self.closed, other.closed);
-        self.returns.join(other.returns);
+    fn join(&mut self, other: Self) -> bool {
+        let mut grew = false;
+        grew |= self.draft.join(other.draft);
+        grew |= self.validation.join(other.validation);
+        grew |= self.rejection.join(other.rejection);
+        grew |= self.booking.join(other.booking);
+        grew |= self.allocations.join(other.allocations);
+        grew |= self.backorders.join(other.backorders);
+        grew |= self.shipments.join(other.shipments);
+        grew |= self.invoices.join(other.invoices);
+        grew |= self.payments.join(other.payments);
+        grew |= self.cancellation.join(other.cancellation);
+        grew |= join_earliest(&mut self.closed, other.closed);
+        grew |= self.returns.join(other.returns);
+        grew
     }
 }
 
 /// Joins optional "first time seen" facts: the earliest wins.
-pub(crate) fn join_earliest<T: Ord>(current: &mut Option<Earliest<T>>, other: Option<Earliest<T>>) {
+pub(crate) fn join_earliest<T: Ord>(
+    current: &mut Option<Earliest<T>>,
+    other: Option<Earliest<T>>,
+) -> bool {
     match (current.as_mut(), other) {
-        (_, None) => {}
-        (None, Some(value)) => *current = Some(value),
+        (_, None) => false,
+        (None, Some(value)) => {
+            *current = Some(value);
+            true
+        }
         (Some(existing), Some(value)) => existing.join(value),
     }
 }

@@ -373,6 +373,23 @@ proptest! {
     }
 
     #[test]
+    fn evolve_reports_a_change_exactly_when_the_state_changed(plan in plans()) {
+        let (commands, _) = history(&plan);
+        let (_, events, _) = decide_all(&commands).map_err(TestCaseError::fail)?;
+        let mut state = Order::default();
+        let mut changes = 0;
+        for event in shuffled_with_duplicates(&events, plan.seed) {
+            let before = state.clone();
+            let changed = evolve(&mut state, &event);
+            prop_assert_eq!(changed, state != before, "{:?}", event);
+            changes += usize::from(changed);
+        }
+        // Each decided event added something; duplicates and older facts add nothing.
+        prop_assert!(changes <= events.len());
+        prop_assert!(changes > 0);
+    }
+
+    #[test]
     fn status_never_goes_backwards_except_into_cancel_or_reject(plan in plans()) {
         let (commands, _) = history(&plan);
         let (_, _, statuses) = decide_all(&commands).map_err(TestCaseError::fail)?;
