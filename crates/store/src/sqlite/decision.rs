@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::queue::{Enqueued, enqueue_claiming};
+use super::queue::{Enqueued, Held, enqueue_claiming};
 use super::rows::db;
 use super::writer::Ctx;
 use crate::codec::{PayloadAwaitingInboxId, micros, text};
@@ -63,7 +63,7 @@ pub(crate) fn apply<T>(
 pub(crate) fn complete(
     ctx: &Ctx<'_, '_>,
     prepared: &Prepared,
-    lease: &Lease,
+    lease: &Held,
 ) -> Result<(Committed, Vec<(Lease, String)>)> {
     let ((), committed) = apply(ctx, prepared, || super::queue::complete(ctx, lease))?;
     let ready = match prepared.decision.ready_request(&committed.leased) {

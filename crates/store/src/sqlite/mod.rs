@@ -46,6 +46,7 @@ use crate::{
 
 use crate::codec::PayloadAwaitingInboxId;
 use decision::Prepared;
+use queue::Held;
 use readers::Readers;
 use writer::Writer;
 
@@ -233,7 +234,7 @@ impl Store for SqliteStore {
         let (mut committed, ready) = self
             .writer
             .write_with(
-                (lease.clone(), Prepared::new(decision)),
+                (Held::of(lease), Prepared::new(decision)),
                 |ctx, (lease, prepared)| decision::complete(ctx, prepared, lease),
             )
             .await?;
@@ -249,7 +250,7 @@ impl Store for SqliteStore {
         error: &str,
         decision: Decision,
     ) -> Result<()> {
-        let data = (lease.clone(), error.to_owned(), Prepared::new(decision));
+        let data = (Held::of(lease), error.to_owned(), Prepared::new(decision));
         self.writer
             .write_with(data, move |ctx, (lease, error, decision)| {
                 decision::apply(ctx, decision, || queue::retry(ctx, lease, due_at, error))
@@ -266,7 +267,7 @@ impl Store for SqliteStore {
     ) -> Result<i64> {
         self.writer
             .write_with(
-                (lease.clone(), entry, Prepared::new(decision)),
+                (Held::of(lease), entry, Prepared::new(decision)),
                 |ctx, (lease, entry, decision)| {
                     decision::apply(ctx, decision, || queue::dead_letter(ctx, lease, entry))
                         .map(|(id, _)| id)

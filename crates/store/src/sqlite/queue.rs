@@ -15,6 +15,25 @@ use crate::codec::{expiry, from_micros, micros};
 use crate::error::{Error, Result};
 use crate::{Lease, LeaseRequest, NewDeadLetter, NewTask, Task, TaskState};
 
+/// What the writer needs of a lease to settle it: the task's id and key and the lease's
+/// token (a copy of a few fields instead of the whole lease with its payload).
+pub(crate) struct Held {
+    id: i64,
+    key: String,
+    token: i64,
+}
+
+impl Held {
+    /// The parts of `lease` that settle it.
+    pub(crate) fn of(lease: &Lease) -> Self {
+        Self {
+            id: lease.task.id,
+            key: lease.task.key.clone(),
+            token: lease.token,
+        }
+    }
+}
+
 /// What enqueuing a task did.
 pub(crate) enum Enqueued {
     /// It collapsed into a pending task with the same `dedupe`.
@@ -275,44 +294,40 @@ fn take(ctx: &Ctx<'_, '_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(L
     Ok(leases)
 }
 
-/// Checks that `lease` still holds its task; returns the task's key.
-fn held(ctx: &Ctx<'_, '_>, lease: &Lease) -> Result<(String, bool)> {
+/// Checks that `lease` still holds its task; returns the task's key and whether it blocks.
+fn held(ctx: &Ctx<'_, '_>, lease: &Held) -> Result<(String, bool)> {
     ctx.prepare(
         "SELECT key, blocking FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
     )
     .map_err(db)?
-    .query_row(params![lease.task.id, lease.token], |row| {
+    .query_row(params![lease.id, lease.token], |row| {
         Ok((row.get(0)?, row.get(1)?))
     })
     .optional()
     .map_err(db)?
-    .ok_or(Error::LeaseLost {
-        task: lease.task.id,
-    })
+    .ok_or(Error::LeaseLost { task: lease.id })
 }
 
 /// Removes a leased task (the decision is applied by the caller in the same savepoint).
-pub(crate) fn complete(ctx: &Ctx<'_, '_>, lease: &Lease) -> Result<()> {
+pub(crate) fn complete(ctx: &Ctx<'_, '_>, lease: &Held) -> Result<()> {
     let removed = ctx
         .prepare("DELETE FROM tasks WHERE id = ?1 AND state = 'leased' AND lease_token = ?2")
         .map_err(db)?
-        .execute(params![lease.task.id, lease.token])
+        .execute(params![lease.id, lease.token])
         .map_err(db)?;
     if removed == 0 {
-        return Err(Error::LeaseLost {
-            task: lease.task.id,
-        });
+        return Err(Error::LeaseLost { task: lease.id });
     }
     // The lease's token proves the row was this task, so its key is the lease's. Whether it
     // was the head does not matter: when it was not, the oldest task left is the head
     // already and nothing changes.
-    promote_next(ctx, &lease.task.key)
+    promote_next(ctx, &lease.key)
 }
 
 /// Puts a leased task back, due at `due_at`, with the error.
 pub(crate) fn retry(
     ctx: &Ctx<'_, '_>,
-    lease: &Lease,
+    lease: &Held,
     due_at: time::OffsetDateTime,
     error: &str,
 ) -> Result<()> {
@@ -324,18 +339,16 @@ pub(crate) fn retry(
              WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
         )
         .map_err(db)?
-        .execute(params![lease.task.id, lease.token, due, error])
+        .execute(params![lease.id, lease.token, due, error])
         .map_err(db)?;
     if changed == 0 {
-        return Err(Error::LeaseLost {
-            task: lease.task.id,
-        });
+        return Err(Error::LeaseLost { task: lease.id });
     }
     Ok(())
 }
 
 /// Moves a leased task to the dead letters; a blocking one stays in the queue as `dead`.
-pub(crate) fn dead_letter(ctx: &Ctx<'_, '_>, lease: &Lease, entry: &NewDeadLetter) -> Result<i64> {
+pub(crate) fn dead_letter(ctx: &Ctx<'_, '_>, lease: &Held, entry: &NewDeadLetter) -> Result<i64> {
     let conn = ctx.conn;
     let (_, blocking) = held(ctx, lease)?;
     ctx.prepare(
@@ -348,7 +361,7 @@ pub(crate) fn dead_letter(ctx: &Ctx<'_, '_>, lease: &Lease, entry: &NewDeadLette
     )
     .map_err(db)?
     .execute(params![
-        lease.task.id,
+        lease.id,
         entry.error,
         entry.class,
         entry.reason,
@@ -363,10 +376,10 @@ pub(crate) fn dead_letter(ctx: &Ctx<'_, '_>, lease: &Lease, entry: &NewDeadLette
              WHERE id = ?1",
         )
         .map_err(db)?
-        .execute(params![lease.task.id, entry.error, id])
+        .execute(params![lease.id, entry.error, id])
         .map_err(db)?;
     } else {
-        remove(ctx, lease.task.id)?;
+        remove(ctx, lease.id)?;
     }
     Ok(id)
 }
