@@ -1,6 +1,8 @@
 //! Processing an inbound message: ownership check, then the order command (or the inventory,
 //! account or credit update) it carries.
 
+use std::borrow::Cow;
+
 use crossdock_domain::ids::System;
 use crossdock_domain::order::Lane as LaneName;
 use crossdock_ports::Failure;
@@ -8,6 +10,7 @@ use crossdock_ports::inbound::Inbound;
 use crossdock_store::{
     AccountRow, Decision, InboundStatus, InventoryRow, Lease, NewTask, TimelineEntry,
 };
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApplyError, Outcome, apply_order};
@@ -27,7 +30,8 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
         Ok(message) => message,
         Err(failed) => return failed,
     };
-    let body: Inbound = match serde_json::from_value(message.body) {
+    // Read from the payload in place: no copy of the body's JSON tree.
+    let body: Inbound = match Inbound::deserialize(message.body.as_ref()) {
         Ok(body) => body,
         Err(e) => {
             return unreadable(
@@ -36,7 +40,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
             );
         }
     };
-    let source = match message.source.as_str() {
+    let source = match message.source.as_ref() {
         "salesforce" => System::Salesforce,
         "erp" => System::Erp,
         "api" => System::Api,
@@ -60,7 +64,7 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
                 at: now,
                 kind: "inbound".to_owned(),
                 summary: format!("Received {} from {source}", command.name()),
-                detail: json!({ "inbox_id": inbox_id, "message_id": message.message_id.as_str() }),
+                detail: json!({ "inbox_id": inbox_id, "message_id": message.message_id.as_ref() }),
                 system: Some(source.as_str().to_owned()),
                 outcome: None,
                 latency_ms: None,
@@ -276,36 +280,39 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
     }
 }
 
-/// What the handler needs of an inbound message.
-struct Message {
-    source: String,
-    message_id: String,
-    body: serde_json::Value,
+/// What the handler needs of an inbound message (borrowed from the task's payload when it
+/// carries the message).
+struct Message<'a> {
+    source: Cow<'a, str>,
+    message_id: Cow<'a, str>,
+    body: Cow<'a, serde_json::Value>,
 }
 
 /// The message an inbound task processes: from the task's payload, which carries it (and
 /// where an operator may have corrected the body in the dead-letter queue); from the inbox
 /// row for a task whose payload does not (one enqueued before payloads carried it).
-async fn message_of(
+async fn message_of<'a>(
     engine: &Engine,
-    payload: &serde_json::Value,
+    payload: &'a serde_json::Value,
     inbox_id: i64,
-) -> Result<Message, Outcome> {
+) -> Result<Message<'a>, Outcome> {
     let text = |field: &str| payload.get(field).and_then(serde_json::Value::as_str);
     if let (Some(source), Some(message_id), Some(body)) =
         (text("source"), text("message_id"), payload.get("body"))
     {
         return Ok(Message {
-            source: source.to_owned(),
-            message_id: message_id.to_owned(),
-            body: body.clone(),
+            source: Cow::Borrowed(source),
+            message_id: Cow::Borrowed(message_id),
+            body: Cow::Borrowed(body),
         });
     }
     match engine.store.inbound(inbox_id).await {
         Ok(Some(record)) => Ok(Message {
-            source: record.source,
-            message_id: record.message_id,
-            body: payload.get("body").cloned().unwrap_or(record.body),
+            source: Cow::Owned(record.source),
+            message_id: Cow::Owned(record.message_id),
+            body: payload
+                .get("body")
+                .map_or(Cow::Owned(record.body), Cow::Borrowed),
         }),
         Ok(None) => Err(Outcome::Failed(Failure::permanent(format!(
             "inbox row {inbox_id} is missing"
