@@ -138,7 +138,8 @@ pub fn apply(
             .iter()
             .map(|event| NewEvent {
                 kind: event.name().to_owned(),
-                payload: serde_json::to_value(event).unwrap_or_default(),
+                // Rendered straight from the typed event, no JSON tree in between.
+                payload: JsonText::of(event).unwrap_or_default(),
                 occurred_at: event.at(),
                 causation: Some(cause.causation.clone()),
                 correlation: cause.correlation.clone(),

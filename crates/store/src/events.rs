@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::JsonText;
+
 /// Events to append to a stream if it is still at `expected_version`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamAppend {
@@ -20,8 +22,8 @@ pub struct StreamAppend {
 pub struct NewEvent {
     /// Event type name.
     pub kind: String,
-    /// Event payload.
-    pub payload: serde_json::Value,
+    /// Event payload, rendered once by whoever builds the event (see [`JsonText`]).
+    pub payload: JsonText,
     /// When it happened (as reported by its source).
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,

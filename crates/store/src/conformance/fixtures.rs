@@ -100,7 +100,7 @@ pub fn append(stream: &str, expected: i64, kinds: &[&str]) -> StreamAppend {
             .iter()
             .map(|kind| NewEvent {
                 kind: (*kind).to_owned(),
-                payload: json!({ "kind": kind, "amount": "12.50" }),
+                payload: JsonText::from(&json!({ "kind": kind, "amount": "12.50" })),
                 occurred_at: T0,
                 causation: Some("cause".to_owned()),
                 correlation: Some("corr".to_owned()),

@@ -124,7 +124,7 @@ async fn append_events(
         "UPDATE streams SET version = $10 WHERE stream = $1 AND version = $2 RETURNING version"
     };
     let kinds: Vec<&str> = append.events.iter().map(|e| e.kind.as_str()).collect();
-    let payloads: Vec<&serde_json::Value> = append.events.iter().map(|e| &e.payload).collect();
+    let payloads: Vec<&str> = append.events.iter().map(|e| e.payload.as_str()).collect();
     let occurred: Vec<OffsetDateTime> = append.events.iter().map(|e| e.occurred_at).collect();
     let causations: Vec<Option<&str>> = append
         .events
@@ -140,10 +140,11 @@ async fn append_events(
         "WITH claim AS ({claim})
          INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at,
                              causation, correlation)
-         SELECT $1, $2 + u.n, u.kind, u.payload, u.occurred_at, now(), u.causation, u.correlation
+         SELECT $1, $2 + u.n, u.kind, u.payload::jsonb, u.occurred_at, now(), u.causation,
+                u.correlation
          FROM claim,
               (SELECT pg_advisory_xact_lock_shared($8, $9)) AS barrier,
-              unnest($3::text[], $4::jsonb[], $5::timestamptz[], $6::text[], $7::text[])
+              unnest($3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
               WITH ORDINALITY AS u(kind, payload, occurred_at, causation, correlation, n)
          ORDER BY u.n
          RETURNING version, global_seq"

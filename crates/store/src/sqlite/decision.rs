@@ -13,10 +13,10 @@ use crate::{
     InventoryRow, Lease, LeaseRequest, NewInbound, NewTask, OrderRow, StreamAppend, SyncMark,
 };
 
-/// A decision with its JSON documents rendered, so that the writer thread only writes.
+/// A decision with its JSON documents rendered, so that the writer thread only writes (event
+/// payloads come rendered already).
 pub(crate) struct Prepared {
     decision: Decision,
-    events: Vec<String>,
     tasks: Vec<String>,
     timeline: Vec<super::timeline::Group>,
 }
@@ -24,11 +24,7 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Renders the documents of `decision` (call it off the writer thread).
     pub(crate) fn new(decision: Decision) -> Self {
-        let events = decision.append.as_ref().map_or_else(Vec::new, |append| {
-            append.events.iter().map(|e| text(&e.payload)).collect()
-        });
         Self {
-            events,
             tasks: render_tasks(&decision.tasks),
             timeline: super::timeline::render(&decision.timeline),
             decision,
@@ -77,7 +73,7 @@ fn apply_claimed(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
     let decision = &prepared.decision;
     let mut committed = Committed::default();
     if let Some(append) = &decision.append {
-        let (version, seqs) = insert_events(ctx, append, &prepared.events)?;
+        let (version, seqs) = insert_events(ctx, append)?;
         committed.version = Some(version);
         committed.event_seqs = seqs;
     }
@@ -166,11 +162,7 @@ fn claim_version(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<()> {
 
 /// Inserts the events of a claimed append; returns the stream's new version and the
 /// events' global sequence numbers.
-fn insert_events(
-    ctx: &Ctx<'_, '_>,
-    append: &StreamAppend,
-    payloads: &[String],
-) -> Result<(i64, Vec<i64>)> {
+fn insert_events(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<(i64, Vec<i64>)> {
     let conn = ctx.conn;
     let expected = append.expected_version;
     let mut seqs = Vec::with_capacity(append.events.len());
@@ -182,13 +174,13 @@ fn insert_events(
         )
         .map_err(db)?;
     let mut version = expected;
-    for (event, payload) in append.events.iter().zip(payloads) {
+    for event in &append.events {
         version += 1;
         stmt.execute(params![
             append.stream,
             version,
             event.kind,
-            payload,
+            event.payload.as_str(),
             micros(event.occurred_at),
             ctx.now_us,
             event.causation,
