@@ -19,6 +19,16 @@ use crate::ids::{
 use crate::lattice::{Earliest, Join};
 use crate::money::Currency;
 
+/// Joins the listed fields of `$other` into `$self`, each with its own [`Join`]; whether any
+/// of them grew (every field is joined, none skipped once one grew).
+macro_rules! join_fields {
+    ($self:ident, $other:ident: $($field:ident),+ $(,)?) => {{
+        let mut grew = false;
+        $(grew |= $self.$field.join($other.$field);)+
+        grew
+    }};
+}
+
 /// Implements [`Join`] as "the larger value wins" for a totally ordered fact.
 macro_rules! join_by_max {
     ($($ty:ty),* $(,)?) => {
@@ -216,14 +226,7 @@ pub struct ShipmentFacts {
 
 impl Join for ShipmentFacts {
     fn join(&mut self, other: Self) -> bool {
-        let mut grew = false;
-        grew |= self.location.join(other.location);
-        grew |= self.lines.join(other.lines);
-        grew |= self.milestone.join(other.milestone);
-        grew |= self.carrier.join(other.carrier);
-        grew |= self.tracking.join(other.tracking);
-        grew |= self.times.join(other.times);
-        grew
+        join_fields!(self, other: location, lines, milestone, carrier, tracking, times)
     }
 }
 
@@ -380,15 +383,8 @@ pub struct ReturnFacts {
 
 impl Join for ReturnFacts {
     fn join(&mut self, other: Self) -> bool {
-        let mut grew = false;
-        grew |= self.request.join(other.request);
-        grew |= self.authorisation.join(other.authorisation);
-        grew |= self.refusal.join(other.refusal);
-        grew |= self.receipts.join(other.receipts);
-        grew |= self.credit_memos.join(other.credit_memos);
-        grew |= self.refunds.join(other.refunds);
-        grew |= join_earliest(&mut self.closed, other.closed);
-        grew
+        join_fields!(self, other: request, authorisation, refusal, receipts, credit_memos, refunds)
+            | join_earliest(&mut self.closed, other.closed)
     }
 }
 
@@ -423,20 +419,10 @@ pub struct Order {
 
 impl Join for Order {
     fn join(&mut self, other: Self) -> bool {
-        let mut grew = false;
-        grew |= self.draft.join(other.draft);
-        grew |= self.validation.join(other.validation);
-        grew |= self.rejection.join(other.rejection);
-        grew |= self.booking.join(other.booking);
-        grew |= self.allocations.join(other.allocations);
-        grew |= self.backorders.join(other.backorders);
-        grew |= self.shipments.join(other.shipments);
-        grew |= self.invoices.join(other.invoices);
-        grew |= self.payments.join(other.payments);
-        grew |= self.cancellation.join(other.cancellation);
-        grew |= join_earliest(&mut self.closed, other.closed);
-        grew |= self.returns.join(other.returns);
-        grew
+        join_fields!(
+            self, other: draft, validation, rejection, booking, allocations, backorders,
+            shipments, invoices, payments, cancellation, returns,
+        ) | join_earliest(&mut self.closed, other.closed)
     }
 }
 
