@@ -33,6 +33,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "task state check without a temporary b-tree",
         include_str!("../../migrations/sqlite/0005_task_state_check.sql"),
     ),
+    (
+        6,
+        "task ids and lease tokens from the writer's counters",
+        include_str!("../../migrations/sqlite/0006_writer_sequences.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {

@@ -24,6 +24,7 @@ mod queue;
 mod readers;
 mod reads;
 mod rows;
+mod sequences;
 mod statements;
 #[cfg(test)]
 mod tests;
@@ -78,16 +79,17 @@ impl SqliteStore {
             }
             let conn = connect::writer(&for_open)?;
             migrate::migrate(&conn)?;
+            let sequences = sequences::Sequences::load(&conn).map_err(rows::db)?;
             // Checkpoints run on their own thread (see `checkpoint`).
             conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
                 .map_err(rows::db)?;
             let checkpointer = checkpoint::Checkpointer::start(&for_open)?;
-            Ok::<_, Error>((conn, checkpointer))
+            Ok::<_, Error>((conn, sequences, checkpointer))
         })
         .await
         .map_err(|e| Error::Database(format!("opening SQLite failed: {e}")))??;
-        let (conn, checkpointer) = conn;
-        let writer = Writer::start(conn, writer::WAL_LIMIT)?;
+        let (conn, sequences, checkpointer) = conn;
+        let writer = Writer::start(conn, sequences, writer::WAL_LIMIT)?;
         Ok(Self {
             readers: Readers::new(path.clone(), DEFAULT_READERS, writer.durability()),
             writer,

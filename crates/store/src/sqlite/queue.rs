@@ -64,7 +64,6 @@ pub(crate) fn enqueue_claiming(
     payload: &str,
     claim: Option<&LeaseRequest>,
 ) -> Result<Enqueued> {
-    let conn = ctx.conn;
     if let Some(dedupe) = &task.dedupe {
         let twin = ctx
             .prepare(
@@ -96,18 +95,23 @@ pub(crate) fn enqueue_claiming(
     let lease = match claim {
         Some(claim) => {
             let expires_at = expiry(claim.now, claim.lease_for)?;
-            Some((next_tokens(ctx, 1)?, claim.owner.as_str(), expires_at))
+            Some((
+                ctx.sequences.lease_tokens(1),
+                claim.owner.as_str(),
+                expires_at,
+            ))
         }
         None => None,
     };
     // A new task has the highest id: it is the head only when its key has no other task.
     // Leased, it is ready again at its lease's expiry; pending, at its due time.
     let due = micros(task.due_at);
+    let id = ctx.sequences.next_task_id();
     ctx.prepare(
-        "INSERT INTO tasks (lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
+        "INSERT INTO tasks (id, lane, kind, key, dedupe, idempotency_key, payload, due_at, attempts,
                             blocking, order_id, created_at, state, head, ready_at,
                             lease_token, lease_owner, lease_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11 IS NOT NULL, ?8, ?9, ?10,
+         VALUES (?15, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11 IS NOT NULL, ?8, ?9, ?10,
                  iif(?11 IS NULL, 'pending', 'leased'),
                  coalesce(?14, NOT EXISTS (SELECT 1 FROM tasks WHERE key = ?3)),
                  coalesce(?13, ?7), ?11, ?12, ?13)",
@@ -128,9 +132,9 @@ pub(crate) fn enqueue_claiming(
         lease.map(|(_, owner, _)| owner),
         lease.map(|(_, _, expires_at)| micros(expires_at)),
         alone,
+        id,
     ])
     .map_err(db)?;
-    let id = conn.last_insert_rowid();
     let Some((token, owner, expires_at)) = lease else {
         return Ok(Enqueued::Queued(id));
     };
@@ -155,21 +159,6 @@ pub(crate) fn enqueue_claiming(
         owner: owner.to_owned(),
         expires_at,
     })))
-}
-
-/// Issues `count` lease tokens never issued before; returns the last (the first is
-/// `last - count + 1`).
-fn next_tokens(ctx: &Ctx<'_, '_>, count: i64) -> Result<i64> {
-    // Two statements rather than one with RETURNING: SQLite buffers RETURNING rows in a
-    // temporary table, which costs more than the second lookup (likewise below).
-    ctx.prepare("UPDATE counters SET value = value + ?1 WHERE name = 'lease_token'")
-        .map_err(db)?
-        .execute([count])
-        .map_err(db)?;
-    ctx.prepare("SELECT value FROM counters WHERE name = 'lease_token'")
-        .map_err(db)?
-        .query_row([], |row| row.get(0))
-        .map_err(db)
 }
 
 /// Enqueues tasks in order, with their rendered payloads; returns the ids of those enqueued.
@@ -263,7 +252,7 @@ fn take(ctx: &Ctx<'_, '_>, request: &LeaseRequest, ids: &[i64]) -> Result<Vec<(L
     let expires_at = expiry(request.now, request.lease_for)?;
     let expires = micros(expires_at);
     let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-    let mut token = next_tokens(ctx, count)? - count;
+    let mut token = ctx.sequences.lease_tokens(count) - count;
     static READ: LazyLock<String> =
         LazyLock::new(|| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"));
     let mut take = ctx

@@ -117,6 +117,131 @@ async fn data_and_lease_tokens_survive_reopening() {
 }
 
 #[tokio::test]
+async fn task_ids_are_never_issued_twice_even_after_the_newest_task_left() {
+    let scratch = Scratch::new();
+    let path = scratch.0.join("hub.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let first = store
+        .enqueue(vec![task("erp", "erp:N1", "book")])
+        .await
+        .unwrap();
+    let lease = store.lease(lease_request("erp", "w", 1, T0)).await.unwrap();
+    // The newest task leaves the queue: a plain rowid would hand its id out again.
+    store
+        .complete(&lease[0], Decision::default())
+        .await
+        .unwrap();
+    let second = store
+        .enqueue(vec![task("erp", "erp:N2", "book")])
+        .await
+        .unwrap();
+    assert!(second[0] > first[0], "{second:?} after {first:?}");
+    let lease = store.lease(lease_request("erp", "w", 1, T0)).await.unwrap();
+    store
+        .complete(&lease[0], Decision::default())
+        .await
+        .unwrap();
+    store.close().await;
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    let third = reopened
+        .enqueue(vec![task("erp", "erp:N3", "book")])
+        .await
+        .unwrap();
+    assert!(
+        third[0] > second[0],
+        "{third:?} after reopening, {second:?} before"
+    );
+    let again = reopened
+        .lease(lease_request("erp", "w", 1, T0))
+        .await
+        .unwrap();
+    assert!(again[0].token > lease[0].token, "tokens never repeat");
+    reopened.close().await;
+}
+
+#[tokio::test]
+async fn the_task_table_rebuild_keeps_ids_and_continues_the_sequence() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let path = scratch.0.join("hub.db");
+    // A database at schema 5, whose tasks took ids from AUTOINCREMENT: ids 1 to 9 issued,
+    // only 3 still queued (a plain rowid would issue 4 next).
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                         applied_at INTEGER NOT NULL) STRICT",
+    )
+    .unwrap();
+    for &(version, name, sql) in &migrate::MIGRATIONS[..5] {
+        conn.execute_batch(sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+            rusqlite::params![version, name],
+        )
+        .unwrap();
+    }
+    for id in 1..=9 {
+        conn.execute(
+            "INSERT INTO tasks (id, lane, kind, key, idempotency_key, payload, due_at, attempts,
+                                blocking, created_at, state, head, ready_at)
+             VALUES (?1, 'erp', 'book', 'erp:K' || ?1, 'i' || ?1, '{}', 0, 0, 1, 0,
+                     'pending', 1, 0)",
+            [id],
+        )
+        .unwrap();
+    }
+    conn.execute("DELETE FROM tasks WHERE id <> 3", []).unwrap();
+    let seq: i64 = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'tasks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(seq, 9);
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ids = store
+        .enqueue(vec![task("erp", "erp:K10", "book")])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        [10],
+        "the sequence continues past AUTOINCREMENT's last id"
+    );
+    store.close().await;
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(
+        column::<i64>(&conn, "SELECT id FROM tasks ORDER BY id"),
+        [3, 10]
+    );
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'tasks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+    let indexes: Vec<String> = column(
+        &conn,
+        "SELECT name FROM sqlite_master WHERE tbl_name = 'tasks' AND type = 'index' ORDER BY name",
+    );
+    assert_eq!(
+        indexes,
+        [
+            "tasks_by_key",
+            "tasks_by_order",
+            "tasks_pending_dedupe",
+            "tasks_ready"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn bad_locations_and_newer_schemas_are_refused() {
     for location in ["", "  ", ":memory:", "sqlite://", "mysql://localhost/db"] {
         let err = crate::open(location).await.err().expect(location);
@@ -270,7 +395,7 @@ fn lone_writer(scratch: &Scratch, schema: &str, limit: u64) -> super::writer::Wr
     std::fs::create_dir_all(&scratch.0).unwrap();
     let conn = connect::writer(&scratch.0.join("hub.db")).unwrap();
     conn.execute_batch(schema).unwrap();
-    super::writer::Writer::start(conn, limit).unwrap()
+    super::writer::Writer::start(conn, super::sequences::Sequences::new(0, 0), limit).unwrap()
 }
 
 #[tokio::test]

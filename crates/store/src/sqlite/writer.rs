@@ -49,6 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
 use super::durability::Durability;
+use super::sequences::Sequences;
 use super::statements::{Cached, Statements};
 use crate::WriterStats;
 use crate::error::{Error, Result};
@@ -70,6 +71,8 @@ pub(crate) struct Ctx<'c, 'k> {
     /// The write connection.
     pub(crate) conn: &'k Connection,
     statements: &'c Statements<'k>,
+    /// Task ids and lease tokens.
+    pub(crate) sequences: &'c Sequences,
     /// Wall-clock time of the batch, read from SQLite (`recorded_at`, `created_at`).
     pub(crate) now_us: i64,
 }
@@ -183,7 +186,7 @@ impl Writer {
     /// Starts the writer thread on `conn` (and the thread that syncs the log for its
     /// commits and delivers its replies); it starts the WAL over whenever the file passes
     /// `wal_limit` bytes.
-    pub(crate) fn start(conn: Connection, wal_limit: u64) -> Result<Self> {
+    pub(crate) fn start(conn: Connection, sequences: Sequences, wal_limit: u64) -> Result<Self> {
         let (sender, receiver) = mpsc::channel::<Job>(QUEUE_DEPTH);
         let (handoffs, delivery) = std::sync::mpsc::channel::<Handoff>();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
@@ -215,7 +218,8 @@ impl Writer {
                         wal,
                         limit: wal_limit,
                     };
-                    run(conn, receiver, &handoffs, &counters, &durability, &log);
+                    let shared = (&*counters, &*durability, &sequences);
+                    run(conn, receiver, &handoffs, shared, &log);
                 }),
             )?
         };
@@ -317,8 +321,7 @@ fn run(
     conn: Connection,
     mut receiver: mpsc::Receiver<Job>,
     handoffs: &std::sync::mpsc::Sender<Handoff>,
-    counters: &Counters,
-    durability: &Durability,
+    (counters, durability, sequences): (&Counters, &Durability, &Sequences),
     log: &Log,
 ) {
     let statements = Statements::new(&conn);
@@ -334,6 +337,7 @@ fn run(
             receiver: &mut receiver,
             counters,
             durability,
+            sequences,
             defer: log.wal.is_some(),
             pending: handed,
             waited: Duration::ZERO,
@@ -392,6 +396,7 @@ struct Batch<'a, 'k> {
     receiver: &'a mut mpsc::Receiver<Job>,
     counters: &'a Counters,
     durability: &'a Durability,
+    sequences: &'a Sequences,
     /// Leave the commit's log sync to the reply thread.
     defer: bool,
     /// The previous commit handed to the reply thread for its sync.
@@ -423,7 +428,7 @@ impl Batch<'_, '_> {
                 // roll back.
                 self.counters.reruns.fetch_add(1, Ordering::Relaxed);
                 rollback(self.statements.conn());
-                run_all(self.statements, &mut batch, true)
+                run_all(self.statements, self.sequences, &mut batch, true)
                     .and_then(|_| self.commit_now(&mut commit))
             }
             Err(e) => Err(e),
@@ -461,6 +466,7 @@ impl Batch<'_, '_> {
         let ctx = Ctx {
             conn: self.statements.conn(),
             statements: self.statements,
+            sequences: self.sequences,
             now_us: begin(self.statements)?,
         };
         let mut ran = 0;
@@ -487,6 +493,8 @@ impl Batch<'_, '_> {
     /// Commits; `true` when the log sync was left to the reply thread. Sets `commit` to the
     /// number the commit took.
     fn commit_now(&self, commit: &mut Option<u64>) -> rusqlite::Result<bool> {
+        // The ids and tokens the batch issued commit with it.
+        self.sequences.save(self.statements)?;
         let started = Instant::now();
         *commit = Some(self.durability.next_commit());
         let (done, deferred) = if self.defer {
@@ -554,12 +562,14 @@ fn deliver_group(
 /// stops the run, which returns `false`.
 fn run_all(
     statements: &Statements<'_>,
+    sequences: &Sequences,
     batch: &mut [Job],
     isolated: bool,
 ) -> rusqlite::Result<bool> {
     let ctx = Ctx {
         conn: statements.conn(),
         statements,
+        sequences,
         now_us: begin(statements)?,
     };
     run_jobs(&ctx, batch, isolated)
@@ -660,6 +670,7 @@ mod tests {
             receiver: &mut queue,
             counters,
             durability: &durability,
+            sequences: &Sequences::new(0, 0),
             defer: false,
             pending: 0,
             waited: Duration::ZERO,
