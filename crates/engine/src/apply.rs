@@ -283,7 +283,10 @@ pub fn order_row(
         }),
         updated_at: now,
         version,
-        body: JsonText::of(&summary).unwrap_or_default(),
+        body: summary
+            .to_json()
+            .map(JsonText::rendered)
+            .unwrap_or_default(),
         sf_synced_status: None,
         sf_synced_version: None,
         sf_synced_at: None,

@@ -10,9 +10,16 @@ use time::OffsetDateTime;
 /// A JSON document kept as its text: rendered once by whoever builds it (straight from its
 /// typed form, with no `serde_json::Value` tree in between), stored as is, and parsed only
 /// by a reader that needs its fields. Serializes as the document itself.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JsonText(Box<RawValue>);
+#[derive(Clone)]
+pub struct JsonText(Text);
+
+#[derive(Clone)]
+enum Text {
+    /// Rendered by `serde_json` or checked.
+    Checked(Box<RawValue>),
+    /// Rendered by a writer of the hub's own, unchecked (see [`JsonText::rendered`]).
+    Rendered(Box<str>),
+}
 
 impl JsonText {
     /// Renders `value`.
@@ -20,7 +27,15 @@ impl JsonText {
     /// # Errors
     /// `value`'s `Serialize` failed (a map with non-string keys, say).
     pub fn of<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Self> {
-        serde_json::value::to_raw_value(value).map(Self)
+        serde_json::value::to_raw_value(value).map(|raw| Self(Text::Checked(raw)))
+    }
+
+    /// Takes `text` as its writer rendered it, unchecked: for a hot path whose writer is
+    /// tested to give what `serde_json` gives (checking would cost about what rendering
+    /// does). It is checked only if serialized.
+    #[must_use]
+    pub fn rendered(text: String) -> Self {
+        Self(Text::Rendered(text.into_boxed_str()))
     }
 
     /// Takes `text` as is, once checked to be one JSON document.
@@ -28,13 +43,16 @@ impl JsonText {
     /// # Errors
     /// `text` is not JSON.
     pub fn from_text(text: String) -> serde_json::Result<Self> {
-        RawValue::from_string(text).map(Self)
+        RawValue::from_string(text).map(|raw| Self(Text::Checked(raw)))
     }
 
     /// The document's text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        self.0.get()
+        match &self.0 {
+            Text::Checked(raw) => raw.get(),
+            Text::Rendered(text) => text,
+        }
     }
 
     /// Parses the document into `T`.
@@ -55,7 +73,26 @@ impl JsonText {
 /// `null`.
 impl Default for JsonText {
     fn default() -> Self {
-        Self(RawValue::NULL.to_owned())
+        Self(Text::Checked(RawValue::NULL.to_owned()))
+    }
+}
+
+/// The document itself.
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Text::Checked(raw) => raw.serialize(serializer),
+            Text::Rendered(text) => RawValue::from_string(text.to_string())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer),
+        }
+    }
+}
+
+/// Any JSON document.
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(|raw| Self(Text::Checked(raw)))
     }
 }
 
@@ -226,4 +263,27 @@ pub struct ExternalRef {
     pub value: String,
     /// Order it names.
     pub order_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JsonText;
+
+    #[test]
+    fn json_text_serializes_as_the_document_itself() {
+        let checked = JsonText::from_text(r#"{"a":[1,"x"]}"#.to_owned()).unwrap();
+        let rendered = JsonText::rendered(r#"{"a":[1,"x"]}"#.to_owned());
+        assert_eq!(checked, rendered);
+        for text in [&checked, &rendered] {
+            let wrapped = serde_json::to_string(&serde_json::json!({ "body": text })).unwrap();
+            assert_eq!(wrapped, r#"{"body":{"a":[1,"x"]}}"#);
+            let back: JsonText = serde_json::from_str(text.as_str()).unwrap();
+            assert_eq!(back.as_str(), text.as_str());
+        }
+        assert!(JsonText::from_text("{nope".to_owned()).is_err());
+        // A rendered text is checked when serialized: a bad one fails there, not later.
+        let bad = JsonText::rendered("{nope".to_owned());
+        assert!(serde_json::to_string(&bad).is_err());
+        assert_eq!(JsonText::default().as_str(), "null");
+    }
 }

@@ -2,7 +2,8 @@
 //! - applying the events shuffled and with duplicates yields the same state as in order;
 //! - the derived status never goes backwards except into `Cancelled` or `Rejected`;
 //! - money totals are exact;
-//! - deciding any command of the history again adds nothing.
+//! - deciding any command of the history again adds nothing;
+//! - the summary's JSON writer gives the text `serde_json` gives, at every step.
 
 use std::collections::BTreeMap;
 
@@ -387,6 +388,23 @@ proptest! {
         // Each decided event added something; duplicates and older facts add nothing.
         prop_assert!(changes <= events.len());
         prop_assert!(changes > 0);
+    }
+
+    #[test]
+    fn the_summary_json_writer_gives_serde_json_text(plan in plans()) {
+        let (commands, _) = history(&plan);
+        let (_, events, _) = decide_all(&commands).map_err(TestCaseError::fail)?;
+        // Every state along the history, with shipments, invoices and returns as they come.
+        let mut state = Order::default();
+        for event in &events {
+            evolve(&mut state, event);
+            if let Some(summary) = state.summary() {
+                prop_assert_eq!(
+                    summary.to_json().expect("rendered"),
+                    serde_json::to_string(&summary).expect("rendered")
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! model the store projects, the payload of state-based Salesforce write-backs, and what the
 //! API and dashboard show.
 
+mod json;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
