@@ -42,10 +42,9 @@ pub(crate) fn text(value: &serde_json::Value) -> String {
 }
 
 /// The payload of an inbound message's task, with `"inbox_id"` set to the inbox row.
-pub(crate) fn with_inbox_id(payload: &serde_json::Value, id: i64) -> Result<serde_json::Value> {
+pub(crate) fn with_inbox_id(payload: serde_json::Value, id: i64) -> Result<serde_json::Value> {
     match payload {
-        serde_json::Value::Object(map) => {
-            let mut map = map.clone();
+        serde_json::Value::Object(mut map) => {
             map.insert("inbox_id".to_owned(), id.into());
             Ok(serde_json::Value::Object(map))
         }
@@ -129,15 +128,15 @@ mod tests {
     fn inbox_id_is_added_to_object_payloads_only() {
         let payload = serde_json::json!({ "correlation": "c" });
         assert_eq!(
-            with_inbox_id(&payload, 7).unwrap(),
+            with_inbox_id(payload, 7).unwrap(),
             serde_json::json!({ "correlation": "c", "inbox_id": 7 })
         );
         assert_eq!(
-            with_inbox_id(&serde_json::Value::Null, 3).unwrap(),
+            with_inbox_id(serde_json::Value::Null, 3).unwrap(),
             serde_json::json!({ "inbox_id": 3 })
         );
         assert!(matches!(
-            with_inbox_id(&serde_json::json!([1]), 3),
+            with_inbox_id(serde_json::json!([1]), 3),
             Err(Error::Invalid(_))
         ));
     }
@@ -152,7 +151,11 @@ mod tests {
         ] {
             let rendered = PayloadAwaitingInboxId::new(&payload).unwrap().with(42);
             let parsed: serde_json::Value = serde_json::from_str(&rendered).unwrap();
-            assert_eq!(parsed, with_inbox_id(&payload, 42).unwrap(), "{payload}");
+            assert_eq!(
+                parsed,
+                with_inbox_id(payload.clone(), 42).unwrap(),
+                "{payload}"
+            );
         }
         assert!(matches!(
             PayloadAwaitingInboxId::new(&serde_json::json!("text")),

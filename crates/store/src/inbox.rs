@@ -109,3 +109,14 @@ pub enum Accepted {
     /// Already stored under this row id; nothing changed.
     Duplicate(i64),
 }
+
+impl Accepted {
+    /// The row id of a message stored now.
+    #[must_use]
+    pub fn new_id(self) -> Option<i64> {
+        match self {
+            Accepted::New(id) => Some(id),
+            Accepted::Duplicate(_) => None,
+        }
+    }
+}

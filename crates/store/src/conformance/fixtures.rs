@@ -85,7 +85,10 @@ pub fn inbound(source: &str, message_id: &str, key: &str) -> NewInbound {
         raw: format!("{{\"id\":\"{message_id}\", \"raw\": true}}"),
         body: json!({ "message": message_id }),
         task: Some(NewTask {
-            payload: json!({ "correlation": format!("{source}:{message_id}") }),
+            payload: json!({
+                "correlation": format!("{source}:{message_id}"),
+                "body": { "lines": [1, 2] },
+            }),
             ..task("hub", key, "inbound")
         }),
     }

@@ -314,6 +314,19 @@ pub async fn page_is_stored_in_order_with_its_cursor(store: SharedStore) {
         "each key's oldest task, oldest ready first"
     );
     assert!(leased.iter().all(|l| l.owner == "worker-2"));
+    // Each lease carries its task's payload as stored, inbox id included (the page's own
+    // task and the older one alike).
+    for l in &leased {
+        let order = l
+            .task
+            .order_id
+            .as_deref()
+            .expect("inbound tasks name their order");
+        let stored = store.tasks_for_order(order).await.unwrap();
+        let task = stored.iter().find(|t| t.id == l.task.id).expect("stored");
+        assert_eq!(task.payload, l.task.payload, "{}", l.task.key);
+        assert_eq!(l.task.payload["body"], json!({ "lines": [1, 2] }));
+    }
     assert!(
         lease(&store, "hub", 10, T0).await.is_empty(),
         "heads in flight"

@@ -237,13 +237,16 @@ pub async fn workers_never_overlap_on_a_key(stores: Vec<SharedStore>) {
                             .await
                             .unwrap();
                     } else {
-                        store.complete(&l, Decision::default()).await.unwrap();
+                        // Recorded while the lease is held: once `complete` commits, the
+                        // key's next task may be leased, finished and recorded by another
+                        // worker before this one would get to record its own.
                         finished
                             .lock()
                             .unwrap()
                             .entry(l.task.key.clone())
                             .or_default()
                             .push(l.task.id);
+                        store.complete(&l, Decision::default()).await.unwrap();
                     }
                 }
             }

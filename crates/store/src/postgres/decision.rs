@@ -422,7 +422,7 @@ pub(crate) async fn accept_inbound(
     let mut leased = None;
     if let Some(task) = &m.task {
         let mut task = task.clone();
-        task.payload = with_inbox_id(&task.payload, id)?;
+        task.payload = with_inbox_id(std::mem::take(&mut task.payload), id)?;
         let task_id = enqueue(&mut *conn, &task).await?;
         if let (Some(task_id), Some(claim)) = (task_id, claim) {
             leased = super::queue::claim(conn, claim, &[task_id]).await?.pop();

@@ -402,6 +402,16 @@ fn mark_inbound(
     Ok(())
 }
 
+/// What accepting an inbound message did.
+pub(crate) struct Stored {
+    /// The inbox row, new or known.
+    pub(crate) accepted: Accepted,
+    /// The task it enqueued, if any.
+    pub(crate) task_id: Option<i64>,
+    /// That task leased for the claim, with its payload as text.
+    pub(crate) leased: Option<(Lease, String)>,
+}
+
 /// Stores an inbound message and its task (its payload rendered, awaiting the inbox id)
 /// unless `(source, message_id)` is known; then leases the task for `claim` if it is ready.
 pub(crate) fn accept_inbound(
@@ -410,7 +420,7 @@ pub(crate) fn accept_inbound(
     body: &str,
     payload: Option<&PayloadAwaitingInboxId>,
     claim: Option<&LeaseRequest>,
-) -> Result<(Accepted, Option<(Lease, String)>)> {
+) -> Result<Stored> {
     let inserted = ctx
         .prepare(
             "INSERT INTO inbox (source, message_id, kind, key, received_at, raw, body, status)
@@ -436,16 +446,29 @@ pub(crate) fn accept_inbound(
             .map_err(db)?
             .query_row(params![m.source, m.message_id], |row| row.get(0))
             .map_err(db)?;
-        return Ok((Accepted::Duplicate(existing), None));
+        return Ok(Stored {
+            accepted: Accepted::Duplicate(existing),
+            task_id: None,
+            leased: None,
+        });
     };
-    let mut leased = None;
+    let (mut task_id, mut leased) = (None, None);
     if let (Some(task), Some(payload)) = (&m.task, payload) {
         let payload = payload.with(id);
-        if let Enqueued::Leased(lease) = enqueue_claiming(ctx, task, &payload, claim)? {
-            leased = Some((*lease, payload));
+        match enqueue_claiming(ctx, task, &payload, claim)? {
+            Enqueued::Collapsed => {}
+            Enqueued::Queued(queued) => task_id = Some(queued),
+            Enqueued::Leased(lease) => {
+                task_id = Some(lease.task.id);
+                leased = Some((*lease, payload));
+            }
         }
     }
-    Ok((Accepted::New(id), leased))
+    Ok(Stored {
+        accepted: Accepted::New(id),
+        task_id,
+        leased,
+    })
 }
 
 /// Saves a subscriber position.

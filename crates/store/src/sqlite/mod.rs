@@ -116,11 +116,18 @@ impl Store for SqliteStore {
 
     async fn accept_inbound_leasing(
         &self,
-        message: NewInbound,
+        mut message: NewInbound,
         claim: Option<LeaseRequest>,
     ) -> Result<(Accepted, Option<Lease>)> {
         let (body, payload) = rendered(&message)?;
-        let (accepted, leased) = self
+        // The writer needs only the rendered payload; the tree becomes the lease's.
+        let tree = message
+            .task
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.payload));
+        let decision::Stored {
+            accepted, leased, ..
+        } = self
             .writer
             .write_with(
                 (body, payload, message, claim),
@@ -129,26 +136,36 @@ impl Store for SqliteStore {
                 },
             )
             .await?;
-        Ok((accepted, leased.map(parsed)))
+        // A lease here is always of the message's own task.
+        let own = tree.zip(accepted.new_id());
+        Ok((accepted, leased.map(|leased| with_payload(leased, own))))
     }
 
     async fn accept_inbound_page(
         &self,
-        messages: Vec<NewInbound>,
+        mut messages: Vec<NewInbound>,
         cursor: Option<CursorMove>,
         claim: Option<LeaseRequest>,
     ) -> Result<(Vec<Accepted>, Vec<Lease>)> {
         let rendered = messages.iter().map(rendered).collect::<Result<Vec<_>>>()?;
-        let (accepted, leased) = self
+        // The writer needs only the rendered payloads; the trees go to the leases of the
+        // messages' own tasks.
+        let mut trees: Vec<Option<serde_json::Value>> = messages
+            .iter_mut()
+            .map(|m| m.task.as_mut().map(|t| std::mem::take(&mut t.payload)))
+            .collect();
+        let (accepted, task_ids, leased) = self
             .writer
             .write_with(
                 (messages, rendered, cursor, claim),
                 |ctx, (messages, rendered, cursor, claim)| {
                     let mut accepted = Vec::with_capacity(messages.len());
+                    let mut task_ids = Vec::with_capacity(messages.len());
                     for (message, (body, payload)) in messages.iter().zip(rendered) {
-                        let (one, _) =
+                        let stored =
                             decision::accept_inbound(ctx, message, body, payload.as_ref(), None)?;
-                        accepted.push(one);
+                        accepted.push(stored.accepted);
+                        task_ids.push(stored.task_id);
                     }
                     if let Some(cursor) = cursor {
                         decision::save_cursor(ctx, &cursor.name, &cursor.position, cursor.at)?;
@@ -157,11 +174,23 @@ impl Store for SqliteStore {
                         Some(claim) => queue::lease(ctx, claim)?,
                         None => Vec::new(),
                     };
-                    Ok((accepted, leased))
+                    Ok((accepted, task_ids, leased))
                 },
             )
             .await?;
-        Ok((accepted, leased.into_iter().map(parsed).collect()))
+        let leases = leased
+            .into_iter()
+            .map(|leased| {
+                // The lease of a task a message of the page enqueued takes that message's
+                // tree; one of an older task parses its stored text.
+                let own = task_ids
+                    .iter()
+                    .position(|id| *id == Some(leased.0.task.id))
+                    .and_then(|at| trees[at].take().zip(accepted[at].new_id()));
+                with_payload(leased, own)
+            })
+            .collect();
+        Ok((accepted, leases))
     }
 
     async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>> {
@@ -530,6 +559,20 @@ fn rendered(message: &NewInbound) -> Result<(String, Option<PayloadAwaitingInbox
         .map(|task| PayloadAwaitingInboxId::new(&task.payload))
         .transpose()?;
     Ok((crate::codec::text(&message.body), payload))
+}
+
+/// A lease with its payload: `own` (the enqueued tree and the message's inbox id) when the
+/// caller still has it — the same tree the stored text parses into, without parsing it —
+/// else the stored text parsed.
+fn with_payload(leased: (Lease, String), own: Option<(serde_json::Value, i64)>) -> Lease {
+    match own.map(|(tree, inbox_id)| crate::codec::with_inbox_id(tree, inbox_id)) {
+        Some(Ok(payload)) => {
+            let (mut lease, _) = leased;
+            lease.task.payload = payload;
+            lease
+        }
+        _ => parsed(leased),
+    }
 }
 
 fn parsed((mut lease, payload): (Lease, String)) -> Lease {
