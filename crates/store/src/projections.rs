@@ -18,7 +18,7 @@ enum Text {
     /// Rendered by `serde_json` or checked.
     Checked(Box<RawValue>),
     /// Rendered by a writer of the hub's own, unchecked (see [`JsonText::rendered`]).
-    Rendered(Box<str>),
+    Rendered(String),
 }
 
 impl JsonText {
@@ -35,7 +35,7 @@ impl JsonText {
     /// does). It is checked only if serialized.
     #[must_use]
     pub fn rendered(text: String) -> Self {
-        Self(Text::Rendered(text.into_boxed_str()))
+        Self(Text::Rendered(text))
     }
 
     /// Takes `text` as is, once checked to be one JSON document.
@@ -82,7 +82,7 @@ impl Serialize for JsonText {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             Text::Checked(raw) => raw.serialize(serializer),
-            Text::Rendered(text) => RawValue::from_string(text.to_string())
+            Text::Rendered(text) => RawValue::from_string(text.clone())
                 .map_err(serde::ser::Error::custom)?
                 .serialize(serializer),
         }

@@ -218,8 +218,15 @@ impl Writer {
                         wal,
                         limit: wal_limit,
                     };
-                    let shared = (&*counters, &*durability, &sequences);
-                    run(conn, receiver, &handoffs, shared, &log);
+                    run(
+                        conn,
+                        receiver,
+                        &handoffs,
+                        &counters,
+                        &durability,
+                        &sequences,
+                        &log,
+                    );
                 }),
             )?
         };
@@ -321,7 +328,9 @@ fn run(
     conn: Connection,
     mut receiver: mpsc::Receiver<Job>,
     handoffs: &std::sync::mpsc::Sender<Handoff>,
-    (counters, durability, sequences): (&Counters, &Durability, &Sequences),
+    counters: &Counters,
+    durability: &Durability,
+    sequences: &Sequences,
     log: &Log,
 ) {
     let statements = Statements::new(&conn);
