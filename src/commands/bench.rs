@@ -24,7 +24,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let temp = BenchDir::new()?;
     let temp = &temp.0;
     let (location, baseline) = match args.store.as_deref() {
-        Some(url) if url.starts_with("postgres") => {
+        Some(url) if crossdock_store::is_postgres(url) => {
             let rate =
                 crossdock_store::postgres::baseline_commit_rate(url, 2_000, args.workers.min(16))
                     .await
@@ -149,6 +149,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let steps_per_sec = steps as f64 / elapsed.as_secs_f64();
     println!("store: {} ({})", store.backend(), location);
     println!("intake: {senders} concurrent senders");
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    println!(
+        "runtime worker threads: {} ({cores} cores)",
+        tokio::runtime::Handle::current().metrics().num_workers()
+    );
     println!(
         "orders: {orders} in {:.2}s = {:.0} orders/s",
         elapsed.as_secs_f64(),

@@ -353,6 +353,13 @@ pub trait Store: Send + Sync + 'static {
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;
 
+/// Whether `location` names a PostgreSQL store (`postgres://…`, `postgresql://…`); any other
+/// location is a SQLite file, whose store runs its writer on a thread of this process.
+pub fn is_postgres(location: &str) -> bool {
+    let location = location.trim();
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
 /// Opens the store at `location` (creating and migrating it as needed):
 ///
 /// - a plain path, or `sqlite://PATH` (also `sqlite:PATH`): SQLite; the file and its parent
@@ -371,7 +378,7 @@ pub async fn open(location: &str) -> Result<SharedStore> {
     if location.is_empty() {
         return Err(Error::Invalid("the store location is empty".into()));
     }
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+    if is_postgres(location) {
         #[cfg(feature = "postgres")]
         {
             let store = postgres::PgStore::connect(location).await?;

@@ -19,11 +19,11 @@
 //! The writer thread is the store's one serial resource, so it does not wait for the disk:
 //! the `COMMIT` writes the batch to the log and leaves the log's sync to a second thread
 //! ([`crossdock_sqlite_vfs::deferring_syncs`]), which syncs, then answers the batch's
-//! requests (waking the callers) and drops their data. Meanwhile the writer opens the next
-//! transaction and runs what has queued; it commits that batch only once the previous sync
-//! is done, taking in what arrives until then — so the batch size grows with the load by
-//! itself (no timer, no added latency when the store is idle), and one sync covers each
-//! batch. A commit is visible to the read connections before its sync; a read waits, before
+//! requests (waking the callers, who get their data back to drop). Meanwhile the writer
+//! opens the next transaction and runs what has queued; it commits that batch only once the
+//! previous sync is done, taking in what arrives until then — so the batch size grows with
+//! the load by itself (no timer, no added latency when the store is idle), and one sync
+//! covers each batch. A commit is visible to the read connections before its sync; a read waits, before
 //! it returns, for the syncs of the commits it could have seen (see [`super::durability`]),
 //! so nothing — reply or read — reports a commit a power cut could take back. A failed sync
 //! fails its batch and every later request: the hub must be restarted.
@@ -101,7 +101,9 @@ struct Pending<D, T, F> {
     data: D,
     work: F,
     result: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
+    /// The outcome, with the data: the caller drops it on its own thread (an allocation
+    /// freed by another thread than the one that made it costs that one a collection).
+    reply: oneshot::Sender<(Result<T>, D)>,
 }
 
 impl<D, T, F> Request for Pending<D, T, F>
@@ -137,9 +139,8 @@ where
                 "the SQLite writer could not run the request (it panicked)".into(),
             )),
         };
-        // The caller may have gone away (cancelled); nothing to do then.
-        let _ = reply.send(outcome);
-        drop(data);
+        // The caller may have gone away (cancelled); the data is dropped here then.
+        let _ = reply.send((outcome, data));
     }
 }
 
@@ -270,8 +271,8 @@ impl Writer {
         self.write_with((), move |ctx, ()| work(ctx)).await
     }
 
-    /// Like [`Writer::write`], for requests that carry data: `data` is dropped off the writer
-    /// thread, once the request is answered.
+    /// Like [`Writer::write`], for requests that carry data: `data` comes back with the
+    /// answer and is dropped by the caller, on the thread that most likely allocated it.
     ///
     /// # Errors
     /// As [`Writer::write`].
@@ -287,7 +288,7 @@ impl Writer {
             .map_err(|_| Error::Closed)?
             .clone()
             .ok_or(Error::Closed)?;
-        let (reply, answer) = oneshot::channel::<Result<T>>();
+        let (reply, answer) = oneshot::channel::<(Result<T>, D)>();
         let job: Job = Box::new(Pending {
             data,
             work,
@@ -295,9 +296,11 @@ impl Writer {
             reply,
         });
         sender.send(job).await.map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| {
+        let (outcome, data) = answer.await.map_err(|_| {
             Error::Database("the SQLite writer stopped before answering the request".into())
-        })?
+        })?;
+        drop(data);
+        outcome
     }
 
     /// Stops accepting requests, lets the queued ones commit, and waits for the threads.
@@ -643,7 +646,7 @@ fn rollback(conn: &Connection) {
 mod tests {
     use super::*;
 
-    type Receiver = oneshot::Receiver<Result<()>>;
+    type Receiver = oneshot::Receiver<(Result<()>, ())>;
 
     /// A request that inserts `id`, then fails if `fail` (after writing if `id` is set).
     fn job(id: Option<i64>, fail: bool) -> (Job, Receiver) {
@@ -691,7 +694,7 @@ mod tests {
         assert!(durability.is_synced(1));
         receivers
             .into_iter()
-            .map(|mut r| r.try_recv().expect("answered").is_ok())
+            .map(|mut r| r.try_recv().expect("answered").0.is_ok())
             .collect()
     }
 
