@@ -1,7 +1,7 @@
 //! Decisions, inbound messages, cursors, timeline and audit writes on SQLite (run on the
 //! writer thread, inside a group commit).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::queue::{Enqueued, Held, enqueue_claiming};
 use super::rows::db;
@@ -38,8 +38,8 @@ pub(crate) fn render_tasks(tasks: &[NewTask]) -> Vec<String> {
 }
 
 /// Applies every write of a decision, with `queue_change` (the lease's completion, retry
-/// or dead letter) in between: the stream version is checked and claimed first — the check
-/// that commonly fails — so that a conflict has written nothing (see the writer's module
+/// or dead letter) in between: the stream version is checked first — the check that
+/// commonly fails — so that a conflict has written nothing (see the writer's module
 /// documentation). Fails as a whole (the writer rolls it back).
 pub(crate) fn apply<T>(
     ctx: &Ctx<'_, '_>,
@@ -47,10 +47,10 @@ pub(crate) fn apply<T>(
     queue_change: impl FnOnce() -> Result<T>,
 ) -> Result<(T, Committed)> {
     if let Some(append) = &prepared.decision.append {
-        claim_version(ctx, append)?;
+        check_version(ctx, append)?;
     }
     let changed = queue_change()?;
-    Ok((changed, apply_claimed(ctx, prepared)?))
+    Ok((changed, apply_checked(ctx, prepared)?))
 }
 
 /// Completes `lease` with its decision ([`apply`]), then leases what the decision's
@@ -69,7 +69,7 @@ pub(crate) fn complete(
     Ok((committed, ready))
 }
 
-fn apply_claimed(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
+fn apply_checked(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
     let decision = &prepared.decision;
     let mut committed = Committed::default();
     if let Some(append) = &decision.append {
@@ -127,40 +127,22 @@ fn apply_claimed(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
     Ok(committed)
 }
 
-fn claim_version(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<()> {
-    let expected = append.expected_version;
-    let n = i64::try_from(append.events.len()).unwrap_or(i64::MAX);
-    // Claim the new version in one statement (it only matches at the expected version); a
-    // pure check (no events) just reads it.
-    let claimed = if n == 0 {
-        stream_version(ctx, &append.stream)? == expected
-    } else if expected == 0 {
-        ctx.prepare(
-            "INSERT INTO streams (stream, version) VALUES (?1, ?2)
-             ON CONFLICT (stream) DO NOTHING",
-        )
-        .map_err(db)?
-        .execute(params![append.stream, n])
-        .map_err(db)?
-            == 1
-    } else {
-        ctx.prepare("UPDATE streams SET version = ?2 WHERE stream = ?1 AND version = ?3")
-            .map_err(db)?
-            .execute(params![append.stream, expected + n, expected])
-            .map_err(db)?
-            == 1
-    };
-    if !claimed {
+/// Checks that the stream is still at the append's expected version. A stream's version is
+/// its newest event's (events are never deleted), read from the `(stream, version)` index;
+/// only this thread writes, so nothing can append between this check and the inserts.
+fn check_version(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<()> {
+    let actual = stream_version(ctx, &append.stream)?;
+    if actual != append.expected_version {
         return Err(Error::VersionConflict {
             stream: append.stream.clone(),
-            expected,
-            actual: stream_version(ctx, &append.stream)?,
+            expected: append.expected_version,
+            actual,
         });
     }
     Ok(())
 }
 
-/// Inserts the events of a claimed append; returns the stream's new version and the
+/// Inserts the events of a checked append; returns the stream's new version and the
 /// events' global sequence numbers.
 fn insert_events(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<(i64, Vec<i64>)> {
     let conn = ctx.conn;
@@ -193,13 +175,10 @@ fn insert_events(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<(i64, Vec<i
 }
 
 fn stream_version(ctx: &Ctx<'_, '_>, stream: &str) -> Result<i64> {
-    Ok(ctx
-        .prepare("SELECT version FROM streams WHERE stream = ?1")
+    ctx.prepare("SELECT coalesce(max(version), 0) FROM events WHERE stream = ?1")
         .map_err(db)?
         .query_row([stream], |row| row.get(0))
-        .optional()
-        .map_err(db)?
-        .unwrap_or(0))
+        .map_err(db)
 }
 
 fn upsert_order(ctx: &Ctx<'_, '_>, o: &OrderRow) -> Result<()> {

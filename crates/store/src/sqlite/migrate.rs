@@ -38,6 +38,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "task ids and lease tokens from the writer's counters",
         include_str!("../../migrations/sqlite/0006_writer_sequences.sql"),
     ),
+    (
+        7,
+        "stream versions from the events",
+        include_str!("../../migrations/sqlite/0007_stream_versions_from_events.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{SqliteStore, connect, migrate};
-use crate::conformance::fixtures::{T0, lease_request, order, task};
+use crate::conformance::fixtures::{T0, append, lease_request, order, task};
 use crate::{Decision, Error, OrderQuery, Store};
 
 struct Scratch(PathBuf);
@@ -242,6 +242,80 @@ async fn the_task_table_rebuild_keeps_ids_and_continues_the_sequence() {
 }
 
 #[tokio::test]
+async fn stream_versions_continue_from_the_events_once_the_streams_table_is_gone() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let path = scratch.0.join("hub.db");
+    // A database at schema 6 with one stream of two events.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                         applied_at INTEGER NOT NULL) STRICT",
+    )
+    .unwrap();
+    for &(version, name, sql) in &migrate::MIGRATIONS[..6] {
+        conn.execute_batch(sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+            rusqlite::params![version, name],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "INSERT INTO streams (stream, version) VALUES ('order:A', 2);
+         INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at)
+         VALUES ('order:A', 1, 'Captured', '{}', 0, 0), ('order:A', 2, 'Booked', '{}', 0, 0);",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let stale = store
+        .commit(Decision {
+            append: Some(append("order:A", 1, &["Shipped"])),
+            ..Decision::default()
+        })
+        .await
+        .expect_err("a stale version conflicts");
+    assert!(
+        matches!(
+            stale,
+            Error::VersionConflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{stale}"
+    );
+    let next = store
+        .commit(Decision {
+            append: Some(append("order:A", 2, &["Shipped"])),
+            ..Decision::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.version, Some(3));
+    let fresh = store
+        .commit(Decision {
+            append: Some(append("order:B", 0, &["Captured"])),
+            ..Decision::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh.version, Some(1));
+    store.close().await;
+    let conn = Connection::open(&path).unwrap();
+    assert!(
+        column::<String>(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE name = 'streams'"
+        )
+        .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn bad_locations_and_newer_schemas_are_refused() {
     for location in ["", "  ", ":memory:", "sqlite://", "mysql://localhost/db"] {
         let err = crate::open(location).await.err().expect(location);
@@ -289,6 +363,14 @@ fn hot_queries_use_their_indexes() {
         "SELECT order_id FROM orders WHERE status IN ('Booked') AND updated_at < 5 ORDER BY order_id",
     );
     assert!(by_status.contains("orders_by_status"), "{by_status}");
+    let version = plan(
+        &conn,
+        "SELECT coalesce(max(version), 0) FROM events WHERE stream = 'order:O'",
+    );
+    assert!(
+        version.contains("COVERING INDEX sqlite_autoindex_events_1"),
+        "{version}"
+    );
     let auto_resolve = plan(
         &conn,
         "UPDATE dead_letters SET status = 'auto_resolved'
