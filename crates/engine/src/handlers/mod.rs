@@ -10,6 +10,7 @@ use crossdock_domain::ids::OrderId;
 use crossdock_domain::order::{Command, Effect, Lane as LaneName};
 use crossdock_ports::Failure;
 use crossdock_store::{Decision, Lease};
+use serde::Deserialize;
 
 use crate::apply::{Cause, Loaded, apply};
 use crate::engine::Engine;
@@ -73,7 +74,13 @@ pub(crate) fn effect_of(lease: &Lease) -> Result<(OrderId, Effect), Failure> {
         .get("order")
         .and_then(|o| o.as_str())
         .ok_or_else(|| Failure::permanent("task payload has no `order`"))?;
-    let effect: Effect = serde_json::from_value(payload.get("effect").cloned().unwrap_or_default())
+    // Read in place: no copy of the effect's tree.
+    let effect = payload
+        .get("effect")
+        .map_or_else(
+            || Effect::deserialize(&serde_json::Value::Null),
+            Effect::deserialize,
+        )
         .map_err(|e| Failure::permanent(format!("task payload has no valid `effect`: {e}")))?;
     Ok((OrderId::new(order), effect))
 }
