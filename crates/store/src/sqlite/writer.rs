@@ -23,10 +23,11 @@
 //! opens the next transaction and runs what has queued; it commits that batch only once the
 //! previous sync is done, taking in what arrives until then — so the batch size grows with
 //! the load by itself (no timer, no added latency when the store is idle), and one sync
-//! covers each batch. A commit is visible to the read connections before its sync; a read waits, before
-//! it returns, for the syncs of the commits it could have seen (see [`super::durability`]),
-//! so nothing — reply or read — reports a commit a power cut could take back. A failed sync
-//! fails its batch and every later request: the hub must be restarted.
+//! covers each batch. A commit is visible to the read connections before its sync; a read
+//! waits, before it returns, for the syncs of the commits it could have seen (see
+//! [`super::durability`]), so nothing — reply or read — reports a commit a power cut could
+//! take back. A failed sync fails its batch and every later request: the hub must be
+//! restarted.
 //!
 //! One exception: the WAL. Checkpoints run on their own thread, but under steady load they
 //! never find the log fully copied, so SQLite never starts it over and it grows without
