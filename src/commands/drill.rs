@@ -25,9 +25,8 @@ use crate::hub::{self, Hub};
 /// Statuses after which nothing more happens to an order in the drill.
 pub const FINAL: [&str; 3] = ["Closed", "Rejected", "Cancelled"];
 
-/// Runs the drill.
-pub async fn run(args: DrillArgs) -> Result<()> {
-    let config = Config::load(&args.config)?;
+/// Runs the drill with `config`, read from `args.config`.
+pub async fn run(args: DrillArgs, config: Config) -> Result<()> {
     let problems = config.check();
     if !problems.is_empty() {
         bail!(

@@ -24,8 +24,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         // The demo's hub keeps its store in a SQLite file.
         Command::Demo(args) => block_on(Workers::BesideWriter, demo::run(args)),
-        Command::Serve { config } => block_on(Workers::for_config(&config), async move {
-            serve::run(&config, || init_logging(&log, log_json)).await
+        Command::Serve { config: path } => configured(&path).and_then(|config| {
+            block_on(Workers::for_store(Some(&config.store.url)), async move {
+                serve::run(&path, config, || init_logging(&log, log_json)).await
+            })
         }),
         Command::Sim(SimCommand::Salesforce(args)) => block_on(Workers::PerCore, async move {
             crossdock_sim_salesforce::cli::run(args)
@@ -71,7 +73,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => {
             block_on(Workers::for_store(args.store.as_deref()), bench::run(args))
         }
-        Command::Drill(args) => block_on(Workers::for_config(&args.config), drill::run(args)),
+        Command::Drill(args) => configured(&args.config).and_then(|config| {
+            block_on(
+                Workers::for_store(Some(&config.store.url)),
+                drill::run(args, config),
+            )
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,14 +124,6 @@ impl Workers {
         }
     }
 
-    /// For a command configured by the file at `path`; tokio's default when it does not
-    /// load (the command reports why).
-    fn for_config(path: &std::path::Path) -> Self {
-        crate::config::Config::load(path)
-            .map(|config| Self::for_store(Some(&config.store.url)))
-            .unwrap_or(Self::PerCore)
-    }
-
     /// The explicit count, if any: none when `TOKIO_WORKER_THREADS` is set (tokio reads it).
     fn threads(self) -> Option<usize> {
         if self == Self::PerCore || std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
@@ -133,6 +132,12 @@ impl Workers {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Some(cores.saturating_sub(1).max(1))
     }
+}
+
+/// The configuration at `path`, read once: its store decides the runtime's workers before the
+/// command runs with it.
+fn configured(path: &std::path::Path) -> Result<crate::config::Config, Failure> {
+    crate::config::Config::load(path).map_err(Failure::Error)
 }
 
 /// Runs a future to completion on a multi-threaded runtime with `workers` worker threads.
@@ -170,23 +175,16 @@ mod tests {
 
     #[test]
     fn a_sqlite_store_leaves_its_writer_a_core_and_postgres_does_not() {
-        assert_eq!(Workers::for_store(None), Workers::BesideWriter);
-        assert_eq!(
-            Workers::for_store(Some("/var/lib/crossdock/hub.sqlite")),
-            Workers::BesideWriter
-        );
-        assert_eq!(
-            Workers::for_store(Some("sqlite://hub.sqlite")),
-            Workers::BesideWriter
-        );
-        assert_eq!(
-            Workers::for_store(Some("postgres://hub@db/hub")),
-            Workers::PerCore
-        );
-        assert_eq!(
-            Workers::for_store(Some(" postgresql://hub@db/hub")),
-            Workers::PerCore
-        );
+        let cases = [
+            (None, Workers::BesideWriter),
+            (Some("/var/lib/crossdock/hub.sqlite"), Workers::BesideWriter),
+            (Some("sqlite://hub.sqlite"), Workers::BesideWriter),
+            (Some("postgres://hub@db/hub"), Workers::PerCore),
+            (Some(" postgresql://hub@db/hub"), Workers::PerCore),
+        ];
+        for (location, workers) in cases {
+            assert_eq!(Workers::for_store(location), workers, "{location:?}");
+        }
         assert_eq!(Workers::PerCore.threads(), None);
         if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -196,11 +194,10 @@ mod tests {
     }
 
     #[test]
-    fn a_configuration_names_the_store_and_one_that_does_not_load_gets_the_default() {
+    fn a_configuration_names_the_store_and_one_that_does_not_load_fails_before_the_runtime() {
         let dir = std::env::temp_dir().join(format!("crossdock-workers-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let missing = dir.join("missing.toml");
-        assert_eq!(Workers::for_config(&missing), Workers::PerCore);
         let postgres = dir.join("postgres.toml");
         std::fs::write(
             &postgres,
@@ -209,10 +206,16 @@ mod tests {
         .unwrap();
         let sqlite = dir.join("sqlite.toml");
         std::fs::write(&sqlite, "[store]\nurl = \"hub.sqlite\"\n").unwrap();
-        assert!(crate::config::Config::load(&postgres).is_ok());
-        let (postgres, sqlite) = (Workers::for_config(&postgres), Workers::for_config(&sqlite));
+        let workers = |path: &std::path::Path| {
+            configured(path).map(|config| Workers::for_store(Some(&config.store.url)))
+        };
+        let (missing, postgres, sqlite) = (workers(&missing), workers(&postgres), workers(&sqlite));
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(postgres, Workers::PerCore);
-        assert_eq!(sqlite, Workers::BesideWriter);
+        let Err(Failure::Error(error)) = missing else {
+            panic!("a missing configuration is an error")
+        };
+        assert!(format!("{error:#}").contains("missing.toml"), "{error:#}");
+        assert!(matches!(postgres, Ok(Workers::PerCore)));
+        assert!(matches!(sqlite, Ok(Workers::BesideWriter)));
     }
 }

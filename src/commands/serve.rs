@@ -12,10 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::hub::{self, Hub};
 
-/// Runs the hub. Logs and traces follow the configuration's `[telemetry]` block; without
-/// one, `default_logging` sets them up.
-pub async fn run(path: &Path, default_logging: impl FnOnce()) -> Result<()> {
-    let config = Config::load(path)?;
+/// Runs the hub from `config`, read from `path`. Logs and traces follow the configuration's
+/// `[telemetry]` block; without one, `default_logging` sets them up.
+pub async fn run(path: &Path, config: Config, default_logging: impl FnOnce()) -> Result<()> {
     let problems = config.check();
     if !problems.is_empty() {
         bail!(

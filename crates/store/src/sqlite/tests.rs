@@ -35,6 +35,25 @@ fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
         .unwrap()
 }
 
+/// A new database at `path` migrated to `schema` only, as an older build left it.
+fn at_schema(path: &Path, schema: usize) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                         applied_at INTEGER NOT NULL) STRICT",
+    )
+    .unwrap();
+    for &(version, name, sql) in &migrate::MIGRATIONS[..schema] {
+        conn.execute_batch(sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+            rusqlite::params![version, name],
+        )
+        .unwrap();
+    }
+    conn
+}
+
 fn plan(conn: &Connection, sql: &str) -> String {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let rows = stmt
@@ -167,20 +186,7 @@ async fn the_task_table_rebuild_keeps_ids_and_continues_the_sequence() {
     let path = scratch.0.join("hub.db");
     // A database at schema 5, whose tasks took ids from AUTOINCREMENT: ids 1 to 9 issued,
     // only 3 still queued (a plain rowid would issue 4 next).
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-                                         applied_at INTEGER NOT NULL) STRICT",
-    )
-    .unwrap();
-    for &(version, name, sql) in &migrate::MIGRATIONS[..5] {
-        conn.execute_batch(sql).unwrap();
-        conn.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
-            rusqlite::params![version, name],
-        )
-        .unwrap();
-    }
+    let conn = at_schema(&path, 5);
     for id in 1..=9 {
         conn.execute(
             "INSERT INTO tasks (id, lane, kind, key, idempotency_key, payload, due_at, attempts,
@@ -247,20 +253,7 @@ async fn stream_versions_continue_from_the_events_once_the_streams_table_is_gone
     std::fs::create_dir_all(&scratch.0).unwrap();
     let path = scratch.0.join("hub.db");
     // A database at schema 6 with one stream of two events.
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-                                         applied_at INTEGER NOT NULL) STRICT",
-    )
-    .unwrap();
-    for &(version, name, sql) in &migrate::MIGRATIONS[..6] {
-        conn.execute_batch(sql).unwrap();
-        conn.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
-            rusqlite::params![version, name],
-        )
-        .unwrap();
-    }
+    let conn = at_schema(&path, 6);
     conn.execute_batch(
         "INSERT INTO streams (stream, version) VALUES ('order:A', 2);
          INSERT INTO events (stream, version, kind, payload, occurred_at, recorded_at)
