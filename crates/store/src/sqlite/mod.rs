@@ -18,6 +18,7 @@ mod connect;
 mod dead;
 mod decision;
 mod durability;
+mod files;
 mod kv;
 mod migrate;
 mod queue;
@@ -72,11 +73,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let for_open = path.clone();
         let conn = tokio::task::spawn_blocking(move || {
-            if let Some(parent) = for_open.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    Error::Database(format!("cannot create {}: {e}", parent.display()))
-                })?;
-            }
+            files::prepare(&for_open)?;
             let conn = connect::writer(&for_open)?;
             migrate::migrate(&conn)?;
             let sequences = sequences::Sequences::load(&conn).map_err(rows::db)?;
