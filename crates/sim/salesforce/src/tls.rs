@@ -55,7 +55,10 @@ pub fn load_or_generate(dir: &Path) -> Result<Material, TlsError> {
             key_pem,
         };
         match server_config(&material) {
-            Ok(_) => return Ok(material),
+            Ok(_) => {
+                narrow_key(&dir.join("server.key"));
+                return Ok(material);
+            }
             Err(error) => {
                 tracing::warn!(%error, dir = %dir.display(), "Saved TLS material does not load; generating a new CA");
             }
@@ -92,28 +95,78 @@ pub fn generate(dir: &Path) -> Result<Material, TlsError> {
         .push(DnType::CommonName, "localhost");
     let cert = params.signed_by(&key, &issuer)?;
 
-    let write = |name: &str, text: &str| -> Result<PathBuf, TlsError> {
+    let write = |name: &str, text: &str, secret: bool| -> Result<PathBuf, TlsError> {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| TlsError::Write {
+        write_file(&path, text.as_bytes(), secret).map_err(|source| TlsError::Write {
             path: path.clone(),
             source,
         })?;
         Ok(path)
     };
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+    create_private_dir(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    let ca_path = write("ca.pem", &ca_cert.pem())?;
+    let ca_path = write("ca.pem", &ca_cert.pem(), false)?;
     let cert_pem = format!("{}{}", cert.pem(), ca_cert.pem());
-    write("server.pem", &cert_pem)?;
+    write("server.pem", &cert_pem, false)?;
     let key_pem = key.serialize_pem();
-    write("server.key", &key_pem)?;
+    write("server.key", &key_pem, true)?;
     Ok(Material {
         ca_path,
         cert_pem,
         key_pem,
     })
+}
+
+/// Creates `dir` and any missing parents, owner-only (0700) on Unix; an existing directory
+/// keeps its mode.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Makes a saved key file (perhaps written by an older version) the owner's only; logs a
+/// failure, as the key still works.
+fn narrow_key(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let wide = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+        if wide
+            && let Err(error) =
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(%error, path = %path.display(), "Could not make the TLS key owner-only");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Writes `bytes` to `path`, replacing it. A `secret` (the private key) is readable by its
+/// owner only (0600 on Unix), including when it replaces a file that was readable by others;
+/// certificates are public and keep the default mode.
+fn write_file(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    if secret {
+        // `mode` applies only when the file is created; an older key file may be wider.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// A rustls server configuration (ring provider) for the REST listener.
@@ -135,4 +188,65 @@ pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, TlsError
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        std::env::temp_dir().join(format!(
+            "crossdock-sf-tls-{name}-{}-{nanos}",
+            std::process::id()
+        ))
+    }
+
+    /// Issue 22: the private key is the owner's only, and so is the folder created for it.
+    #[cfg(unix)]
+    #[test]
+    fn the_private_key_and_its_new_folder_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = temp_dir("modes");
+        let dir = root.join("salesforce").join("tls");
+        let material = generate(&dir).expect("generated");
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&dir.join("server.key")), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.join("salesforce")), 0o700);
+        assert_eq!(mode(&root), 0o700);
+        assert!(material.key_pem.contains("PRIVATE KEY"));
+        // A key file left readable by others is narrowed when the key is written again.
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let again = generate(&dir).expect("generated again");
+        assert_eq!(mode(&dir.join("server.key")), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("server.key")).expect("key"),
+            again.key_pem
+        );
+        assert!(server_config(&again).is_ok());
+        // Reusing saved material narrows a key file that others could read.
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .expect("chmod");
+        let reused = load_or_generate(&dir).expect("reused");
+        assert_eq!(reused.key_pem, again.key_pem);
+        assert_eq!(mode(&dir.join("server.key")), 0o600);
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
 }
