@@ -155,7 +155,7 @@ impl Simulator {
             let writer = shared.clone();
             shared
                 .tracker
-                .spawn(persist::write_periodically(writer, interval));
+                .spawn(persist::write_continuously(writer, interval));
         }
         if matches!(clock.mode(), ClockMode::Real { .. }) {
             // In real mode time-driven work (warehouse steps, held events) must happen even

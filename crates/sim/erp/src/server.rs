@@ -1,7 +1,6 @@
 //! What every request goes through: the shared state behind its mutex, the fault gate
 //! (outage, injected errors, latency), `Idempotency-Key` replay, and call statistics.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -29,9 +28,6 @@ pub(crate) struct Shared {
     pub tracker: TaskTracker,
     /// The data directory, when the state is persisted.
     pub persist: Option<Persister>,
-    /// Requests that may have changed something (every method but GET and HEAD), counted
-    /// after they are answered: with the state's revision, the writer's "anything new?" test.
-    pub write_requests: AtomicU64,
 }
 
 /// What the gate lets through.
@@ -54,8 +50,24 @@ impl Shared {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             persist,
-            write_requests: AtomicU64::new(0),
         }
+    }
+
+    /// With a data directory, waits until the state as it is now is on disk (after marking it
+    /// changed when `changed`: a request that may have written something). `true` at once
+    /// without a data directory; `false` when the simulator stops before the write.
+    pub async fn wait_durable(&self, changed: bool) -> bool {
+        let Some(persister) = &self.persist else {
+            return true;
+        };
+        let revision = {
+            let mut state = self.lock();
+            if changed {
+                state.touch();
+            }
+            state.revision
+        };
+        persister.wait_durable(revision, &self.cancel).await
     }
 
     /// Locks the state, first bringing simulated time up to date in real clock mode.

@@ -584,6 +584,11 @@ impl State {
         self.webhooks.values()
     }
 
+    /// Every sales order, by number.
+    pub fn sales_orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
     /// Number of orders created for an external reference.
     pub fn orders_created_for(&self, external_ref: &str) -> u64 {
         self.stats

@@ -196,6 +196,10 @@ async fn deliver_forever(shared: Arc<Shared>, id: u64, notify: Arc<Notify>) {
                 secret,
             } => (position, body, event_id, kind, url, secret),
         };
+        // An event is announced only once it is on disk: a kill cannot take it back.
+        if !shared.wait_durable(false).await {
+            return;
+        }
         let mut attempt = 0u32;
         loop {
             attempt += 1;

@@ -5,26 +5,43 @@ mod admin;
 mod api;
 pub(crate) mod io;
 
-use std::sync::atomic::Ordering;
-
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::error::{ApiError, Code};
 use crate::server::Sim;
 
-/// Counts requests that may have changed the state, once answered, for the periodic writer.
-async fn note_writes(State(sim): State<Sim>, request: Request, next: Next) -> Response {
-    let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-    let response = next.run(request).await;
-    if write {
-        sim.write_requests.fetch_add(1, Ordering::Release);
+/// Requests with a body that only read (quotes and checks): they do not mark the state changed.
+const READ_ONLY_POSTS: [&str; 3] = [
+    "/api/v1/price-quotes",
+    "/api/v1/credit-checks",
+    "/api/v1/fulfilment-options",
+];
+
+/// With a data directory, holds every answer until the state it reflects is on disk: a request
+/// that may have changed something marks the state changed, and the answer leaves only once a
+/// write holding that revision completed (or not at all: 503 when the simulator stops first).
+async fn durable_answers(State(sim): State<Sim>, request: Request, next: Next) -> Response {
+    if sim.persist.is_none() {
+        return next.run(request).await;
     }
-    response
+    let write = !matches!(*request.method(), Method::GET | Method::HEAD)
+        && !READ_ONLY_POSTS.contains(&request.uri().path());
+    let response = next.run(request).await;
+    if sim.wait_durable(write).await {
+        response
+    } else {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Code::ServiceUnavailable,
+            "the ERP is shutting down",
+        )
+        .into_response()
+    }
 }
 
 /// Builds the router.
@@ -109,7 +126,7 @@ pub(crate) fn router(sim: Sim) -> Router {
         .fallback(|| async { ApiError::not_found(Code::NotFound, "no such route") })
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
-            note_writes,
+            durable_answers,
         ))
         .with_state(sim)
 }

@@ -1,11 +1,19 @@
-//! Persistence to a data directory, so a stopped or killed simulator resumes where it was.
+//! Persistence to a data directory: a write is answered only once it is on disk, so a killed
+//! simulator resumes with everything it acknowledged, as the ERP it stands in for would.
 //!
 //! - At start, `DIR/erp-state.json` (if present) is read and the whole state restored from it
 //!   (module `snapshot`); otherwise master data is generated from the seed as usual.
-//! - The state is written back atomically — a temporary file in the same directory, fsync,
-//!   rename over the old file, fsync of the directory — right after start, every
-//!   `persist_interval_ms` when something changed, and on [`crate::Handle::shutdown`]. A
-//!   killed process loses at most the last interval.
+//! - The state is written atomically — a temporary file in the same directory, fsync, rename
+//!   over the old file, fsync of the directory — right after start, whenever an answer waits
+//!   for it, every `persist_interval_ms` when something changed, and on
+//!   [`crate::Handle::shutdown`].
+//! - Every change bumps the state's revision. Before an answer leaves (`crate::http`), and
+//!   before a webhook delivery is sent, the caller waits until a write holding the revision it
+//!   saw is on disk ([`Persister::wait_durable`]): nothing the outside world was told — a
+//!   booking, a number, a feed event — can be lost by a kill.
+//! - Group commit: one writer at a time; the answers waiting while a write is in progress are
+//!   all covered by the next one, so the number of writes grows with time spent writing, not
+//!   with the number of requests.
 //! - A write copies the state under the lock (a clone, no I/O) and serializes and writes it
 //!   outside, on a blocking thread; one write at a time, so an older copy never overwrites a
 //!   newer one.
@@ -20,6 +28,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::wall_clock_ms;
 use crate::config::Config;
@@ -86,8 +96,12 @@ pub struct SaveStats {
 pub(crate) struct Persister {
     dir: PathBuf,
     /// Held for a whole write (copy, serialize, write, rename) so writes happen one at a time
-    /// and in order; holds the change marks of the last state written.
-    written: Mutex<Option<(u64, u64)>>,
+    /// and in order; holds the revision of the last state written.
+    written: Mutex<Option<u64>>,
+    /// The newest revision known to be on disk.
+    durable: watch::Sender<u64>,
+    /// The newest revision an answer waits for (the writer's demand).
+    wanted: watch::Sender<u64>,
     /// Separate from `written`, so reading the figures never waits for a write.
     stats: Mutex<SaveStats>,
     /// Whether the state was restored from the directory at start.
@@ -101,6 +115,36 @@ impl Persister {
     /// The directory holding the state.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Waits until the state at `revision` (or a later one) is on disk. `false` when the
+    /// simulator stops first: the caller must not acknowledge anything then.
+    pub async fn wait_durable(&self, revision: u64, cancel: &CancellationToken) -> bool {
+        if *self.durable.borrow() >= revision {
+            return true;
+        }
+        self.wanted.send_if_modified(|wanted| {
+            let more = revision > *wanted;
+            if more {
+                *wanted = revision;
+            }
+            more
+        });
+        let mut durable = self.durable.subscribe();
+        tokio::select! {
+            reached = durable.wait_for(|d| *d >= revision) => reached.is_ok(),
+            () = cancel.cancelled() => *self.durable.borrow() >= revision,
+        }
+    }
+
+    fn mark_durable(&self, revision: u64) {
+        self.durable.send_if_modified(|durable| {
+            let more = revision > *durable;
+            if more {
+                *durable = revision;
+            }
+            more
+        });
     }
 
     /// Write statistics.
@@ -215,6 +259,8 @@ pub(crate) fn open(dir: &Path, config: Config) -> Result<Opened, PersistError> {
         persister: Persister {
             dir: dir.to_owned(),
             written: Mutex::new(None),
+            durable: watch::Sender::new(0),
+            wanted: watch::Sender::new(0),
             stats: Mutex::new(SaveStats::default()),
             restored: saved_at_wall_ms.is_some(),
         },
@@ -281,16 +327,14 @@ pub(crate) fn save(shared: &Shared, force: bool) -> Result<bool, PersistError> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let copy_started = Instant::now();
-    let (marks, snapshot) = {
+    let (revision, snapshot) = {
         let state = shared.lock();
-        let marks = (
-            state.revision,
-            shared.write_requests.load(Ordering::Acquire),
-        );
-        if !force && *written == Some(marks) {
+        let revision = state.revision;
+        if !force && *written == Some(revision) {
+            persister.mark_durable(revision);
             return Ok(false);
         }
-        (marks, state.snapshot(wall_clock_ms()))
+        (revision, state.snapshot(wall_clock_ms()))
     };
     let copy_ms = copy_started.elapsed().as_secs_f64() * 1000.0;
     let write_started = Instant::now();
@@ -306,7 +350,8 @@ pub(crate) fn save(shared: &Shared, force: bool) -> Result<bool, PersistError> {
         .unwrap_or_else(PoisonError::into_inner);
     match result {
         Ok(bytes) => {
-            *written = Some(marks);
+            *written = Some(revision);
+            persister.mark_durable(revision);
             stats.writes += 1;
             stats.last_bytes = bytes as u64;
             stats.last_copy_ms = copy_ms;
@@ -339,16 +384,30 @@ pub(crate) async fn save_async(shared: &Arc<Shared>, force: bool) -> Result<bool
     }
 }
 
-/// Writes the state every `interval` when it changed, until the simulator stops.
-pub(crate) async fn write_periodically(shared: Arc<Shared>, interval: Duration) {
+/// Writes the state whenever an answer waits for it (group commit: every answer that came to
+/// wait during a write is covered by the next) and every `interval` when it changed, until the
+/// simulator stops. A failed write is retried; the answers keep waiting meanwhile.
+pub(crate) async fn write_continuously(shared: Arc<Shared>, interval: Duration) {
+    let Some(persister) = &shared.persist else {
+        return;
+    };
+    let mut wanted = persister.wanted.subscribe();
     loop {
         tokio::select! {
+            changed = wanted.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(interval) => {}
             () = shared.cancel.cancelled() => return,
         }
         // Not raced with cancellation: a write in progress completes.
         if let Err(error) = save_async(&shared, false).await {
             tracing::error!(%error, "Writing the ERP simulator state failed");
+            tokio::select! {
+                () = tokio::time::sleep(RETRY_AFTER_FAILED_WRITE) => {}
+                () = shared.cancel.cancelled() => return,
+            }
         }
     }
 }
+
+/// Pause before writing again after a failed write.
+const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_millis(200);
