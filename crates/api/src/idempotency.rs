@@ -3,6 +3,10 @@
 //! that answer again (`Idempotent-Replayed: true`), a repeat with another body gets 422, and a
 //! repeat while the first is still working waits for its answer.
 //!
+//! Bodies are compared in canonical form (object keys sorted, no insignificant whitespace), so
+//! the same order serialized differently — indented, keys in another order — is the same
+//! request; any difference in a value is another.
+//!
 //! Keys are scoped per client, so two clients cannot collide or read each other's answers.
 
 use std::time::Duration;
@@ -78,9 +82,54 @@ pub fn key_of(headers: &HeaderMap) -> Result<String, Problem> {
     Ok(key.to_owned())
 }
 
-/// SHA-256 of the body, hex.
+/// SHA-256 of the body's canonical JSON form, hex (of the bytes as received when the body is
+/// not JSON).
 pub fn fingerprint(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => {
+            let mut text = Vec::with_capacity(body.len());
+            write_canonical(&value, &mut text);
+            hex(&Sha256::digest(&text))
+        }
+        Err(_) => hex(&Sha256::digest(body)),
+    }
+}
+
+/// Writes `value` with object keys sorted bytewise at every level and no whitespace; strings
+/// and numbers as `serde_json` renders them.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    // Rendering a scalar `Value` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// Claims `key` for `client`, or answers from an earlier request with it.
@@ -236,5 +285,35 @@ mod tests {
     fn fingerprints_tell_bodies_apart() {
         assert_eq!(fingerprint(b"{}"), fingerprint(b"{}"));
         assert_ne!(fingerprint(b"{\"a\":1}"), fingerprint(b"{\"a\":2}"));
+        assert_ne!(fingerprint(b"[1,2]"), fingerprint(b"[2,1]"));
+        assert_ne!(fingerprint(b"{\"a\":\"1\"}"), fingerprint(b"{\"a\":1}"));
+    }
+
+    #[test]
+    fn fingerprints_ignore_whitespace_and_key_order_at_every_level() {
+        let compact = br#"{"account":"ACC-1","lines":[{"sku":"S-1","quantity":2}],"meta":{"a":1,"b":[true,null]}}"#;
+        let pretty = b"{\n  \"meta\": { \"b\": [ true, null ], \"a\": 1 },\n  \"lines\": [ { \"quantity\": 2, \"sku\": \"S-1\" } ],\n  \"account\": \"ACC-1\"\n}\n";
+        assert_eq!(fingerprint(compact), fingerprint(pretty));
+        let escaped = br#"{"account":"ACC\u002d1","lines":[{"sku":"S-1","quantity":2}],"meta":{"a":1,"b":[true,null]}}"#;
+        assert_eq!(fingerprint(compact), fingerprint(escaped));
+    }
+
+    #[test]
+    fn the_canonical_form_sorts_keys_and_drops_whitespace() {
+        let value: Value =
+            serde_json::from_str(r#"{ "b": { "d": 1, "c": [ 2 , "x y" ] }, "a": null }"#)
+                .expect("json");
+        let mut text = Vec::new();
+        write_canonical(&value, &mut text);
+        assert_eq!(
+            String::from_utf8(text).expect("utf-8"),
+            r#"{"a":null,"b":{"c":[2,"x y"],"d":1}}"#
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_fingerprinted_as_received() {
+        assert_eq!(fingerprint(b"not json"), hex(&Sha256::digest(b"not json")));
+        assert_ne!(fingerprint(b"not json"), fingerprint(b"not  json"));
     }
 }

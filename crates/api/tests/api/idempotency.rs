@@ -105,6 +105,69 @@ async fn a_key_reused_with_another_body_is_refused() {
     );
 }
 
+/// Posts `body` as given (bytes as they are) with the all-scopes key.
+async fn submit_text(app: &TestApp, body: String, key: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/orders", app.base))
+        .header("authorization", format!("Bearer {}", app.key))
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// Issue 22: the same order re-sent with its key, serialized otherwise, is the same request.
+#[tokio::test]
+async fn the_same_body_indented_or_with_keys_reordered_gets_the_first_answer() {
+    let app = TestApp::start().await;
+    let body = order("FMT-1", "ACC-1");
+    let first = submit_text(&app, serde_json::to_string(&body).expect("json"), "fmt").await;
+    assert_eq!(first.status().as_u16(), 202);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    let first: Value = first.json().await.expect("json");
+    let reordered = format!(
+        "{{\n  \"lines\": [\n    {{ \"unit_price\": {p1}, \"quantity\": 2, \"sku\": \"SKU-1\" }},\n    \
+         {{ \"quantity\": 1, \"unit_price\": {p2}, \"sku\": \"SKU-2\" }}\n  ],\n  \
+         \"currency\": \"USD\",\n  \"channel\": \"web\",\n  \"account\": \"ACC-1\",\n  \
+         \"external_order_id\": \"FMT-1\"\n}}\n",
+        p1 = body["lines"][0]["unit_price"],
+        p2 = body["lines"][1]["unit_price"],
+    );
+    for text in [
+        serde_json::to_string_pretty(&body).expect("json"),
+        reordered,
+    ] {
+        let again = submit_text(&app, text, "fmt").await;
+        assert_eq!(again.status().as_u16(), 202);
+        assert_eq!(
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .and_then(|v| v.to_str().ok()),
+            Some("true")
+        );
+        let again: Value = again.json().await.expect("json");
+        assert_eq!(again, first, "the first answer again");
+    }
+    // A different value under the same key is still another request.
+    let mut other = body.clone();
+    other["lines"][1]["quantity"] = json!(3);
+    let refused = submit_text(
+        &app,
+        serde_json::to_string_pretty(&other).expect("json"),
+        "fmt",
+    )
+    .await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let problem: Value = refused.json().await.expect("json");
+    assert_eq!(
+        problem["type"],
+        "https://crossdock.dev/problems/idempotency-key-reused"
+    );
+}
+
 #[tokio::test]
 async fn a_submission_without_a_key_is_refused() {
     let app = TestApp::start().await;
