@@ -171,7 +171,7 @@ pub struct JwtClient {
     /// Client name (audit records, rate limits).
     pub name: String,
     /// Most scopes the client gets; the token's `scope` claim is intersected with it. Empty:
-    /// the token's scopes as they are.
+    /// no scope at all (every request of the client is refused with 403).
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Accounts the client may see; empty: every account.

@@ -2,6 +2,8 @@
 //!
 //! - [`keys`]: API keys (`Authorization: Bearer cdk_…` or `X-Api-Key`), stored as salted hashes.
 //! - [`jwt`]: OAuth2 bearer JWTs (RS256, ES256) against a JWKS.
+//! - [`refs`]: identifiers in Salesforce's namespace sent by clients, checked against the
+//!   hub's records before anything is written.
 //! - [`scope`]: scopes per service; [`Authorized`] extracts the caller of a route and checks
 //!   its scope and rate limit before anything else runs.
 //!
@@ -10,6 +12,7 @@
 
 pub mod jwt;
 pub mod keys;
+pub mod refs;
 pub mod scope;
 
 use std::collections::BTreeSet;

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::audit::record;
 use crate::auth::Authorized;
+use crate::auth::refs;
 use crate::auth::scope::AccountsWrite;
 use crate::dto::{AccountAccepted, AccountBody, AddressBody, TierName, is_id};
 use crate::extract::{ApiJson, ApiPath};
@@ -28,6 +29,10 @@ pub struct AccountPath {
 }
 
 /// `PUT /v1/accounts/{external_ref}`: create or update a customer account.
+///
+/// `salesforce_id` is accepted from clients without account or channel limits (they speak for
+/// Salesforce). A client limited to accounts may send it only as the account already carries
+/// it in the hub; any other value is refused with 422 on that field.
 #[utoipa::path(
     put,
     path = "/v1/accounts/{external_ref}",
@@ -91,6 +96,14 @@ pub async fn put(
             "no account {}",
             path.external_ref
         )));
+    }
+    if let Some(sf_id) = &account.salesforce_id
+        && !refs::speaks_for_salesforce(&principal)
+    {
+        let stored = state.store().account(&path.external_ref).await?;
+        if stored.and_then(|a| a.sf_id).as_deref() != Some(sf_id.as_str()) {
+            return Err(refs::refused("salesforce_id"));
+        }
     }
     let address = |a: &AddressBody| Address {
         street: a.street.clone(),

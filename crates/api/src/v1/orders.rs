@@ -29,6 +29,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 
 use crate::audit::record;
+use crate::auth::refs::{self, SalesforceRef};
 use crate::auth::scope::{OrdersRead, OrdersWrite};
 use crate::auth::{Authorized, Principal};
 use crate::dto::{
@@ -45,6 +46,13 @@ use crate::state::AppState;
 use crate::views::{self, order_v1, rfc3339, visible_order};
 
 /// `POST /v1/orders`: submit an order.
+///
+/// Salesforce identifiers (`salesforce_order_number`, `salesforce_id`) are accepted from
+/// clients without account or channel limits (they speak for Salesforce), unless another order
+/// already holds them. A client limited to accounts or channels names its orders with
+/// `external_order_id`; it may send a Salesforce identifier only when repeating the submission
+/// of its own order that already carries it. Any other use is refused with 422 on that field,
+/// the same answer whether the identifier is unknown, another account's or another order's.
 #[utoipa::path(
     post,
     path = "/v1/orders",
@@ -57,6 +65,7 @@ use crate::views::{self, order_v1, rfc3339, visible_order};
     responses(
         (status = 202, description = "Accepted: validated (or validation pending); booking follows asynchronously", body = OrderAccepted),
         (status = 409, description = "The order id exists with other content, or a request with this key is still running", body = crate::dto::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, a Salesforce identifier this client may not use, or the order failed validation", body = crate::dto::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("api_key" = []), ("oauth2" = ["orders:write"]))
 )]
@@ -236,6 +245,38 @@ fn draft_of(
     })
 }
 
+/// A submission's Salesforce identifiers, checked against the hub's records
+/// ([`crate::auth::refs`]): a client limited to accounts or channels may only repeat those of
+/// its own existing order; no client may take those another order holds. Refusals are one
+/// 422 per field, the same whatever the reason.
+async fn check_identifiers(
+    state: &AppState,
+    principal: &Principal,
+    draft: &OrderDraft,
+) -> Result<(), Problem> {
+    if draft.refs.sf_number.is_some() && !refs::speaks_for_salesforce(principal) {
+        let own = state
+            .store()
+            .order(draft.id.as_str())
+            .await?
+            .is_some_and(|row| principal.may_see(&row.account, &row.channel));
+        if !own {
+            return Err(refs::refused("salesforce_order_number"));
+        }
+    }
+    if let Some(sf_id) = &draft.refs.sf_id {
+        refs::check(
+            state,
+            principal,
+            "salesforce_id",
+            SalesforceRef::OrderId(sf_id),
+            draft.id.as_str(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Parses a money string as the contract describes it.
 pub fn parse_money(text: &str) -> Option<Decimal> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
@@ -300,6 +341,7 @@ async fn accept(
     if !principal.may_see(draft.account.as_str(), draft.channel.as_str()) {
         return Err(Problem::not_found(format!("no account {}", draft.account)));
     }
+    check_identifiers(state, principal, &draft).await?;
     let order_id = draft.id.clone();
     if let Some(row) = state.store().order(order_id.as_str()).await? {
         if !principal.may_see(&row.account, &row.channel) || !same_order(&row, &draft) {

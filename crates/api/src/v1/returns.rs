@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::audit::record;
 use crate::auth::Authorized;
+use crate::auth::refs::{self, SalesforceRef};
 use crate::auth::scope::{ReturnsRead, ReturnsWrite};
 use crate::dto::{ReturnAccepted, ReturnSubmission, ReturnView, is_id};
 use crate::extract::{ApiJson, ApiPath};
@@ -23,6 +24,13 @@ use crate::state::AppState;
 use crate::views::{self, visible_order};
 
 /// `POST /v1/returns`: request a return.
+///
+/// Salesforce case identifiers (`case_number`, `case_id`) are accepted from clients without
+/// account or channel limits (they speak for Salesforce), unless another order already holds
+/// them. A client limited to accounts or channels names its returns with `return_id`; it may
+/// send a case identifier only when repeating a return its own order already carries. Any
+/// other use is refused with 422 on that field, the same answer whether the case is unknown,
+/// another account's or another order's.
 #[utoipa::path(
     post,
     path = "/v1/returns",
@@ -90,6 +98,23 @@ pub async fn request(
         return Err(Problem::validation(errors));
     };
     let row = visible_order(&state, &principal, &submission.order).await?;
+    for (field, reference) in [
+        (
+            "case_number",
+            submission
+                .case_number
+                .as_deref()
+                .map(SalesforceRef::CaseNumber),
+        ),
+        (
+            "case_id",
+            submission.case_id.as_deref().map(SalesforceRef::CaseId),
+        ),
+    ] {
+        if let Some(reference) = reference {
+            refs::check(&state, &principal, field, reference, &row.order_id).await?;
+        }
+    }
     let summary = views::summary(&row)?;
     for (line, quantity) in &lines {
         let shipped = summary

@@ -471,7 +471,7 @@ impl Issuer {
             "partner-1".to_owned(),
             crossdock_api::config::JwtClient {
                 name: "partner".to_owned(),
-                scopes: Vec::new(),
+                scopes: Scope::ALL.map(|s| s.as_str().to_owned()).to_vec(),
                 accounts: Vec::new(),
                 channels: Vec::new(),
             },

@@ -5,5 +5,6 @@ mod helpers;
 mod idempotency;
 mod orders;
 mod security;
+mod security_writes;
 mod services;
 mod webhooks;
