@@ -11,6 +11,7 @@
 //! (the engine can run its own scenarios on both backends with [`run_sqlite`] and
 //! [`run_postgres`]).
 
+pub mod bindings;
 pub mod dead_letters;
 pub mod events;
 pub mod fixtures;
@@ -127,6 +128,11 @@ mod suite {
             => read_models::timeline_and_audit_keep_order;
         sqlite_timeline_entries_of_one_write_come_back_whole, postgres_timeline_entries_of_one_write_come_back_whole
             => read_models::timeline_entries_of_one_write_come_back_whole;
+
+        sqlite_reference_is_bound_to_one_order, postgres_reference_is_bound_to_one_order
+            => bindings::reference_is_bound_to_one_order;
+        sqlite_concurrent_bindings_have_one_winner, postgres_concurrent_bindings_have_one_winner
+            => bindings::concurrent_bindings_have_one_winner;
 
         sqlite_kv_records, postgres_kv_records
             => kv::records;

@@ -27,6 +27,11 @@ pub struct Decision {
     pub accounts: Vec<AccountRow>,
     /// External ids to index (a known `(namespace, value)` is pointed at the new order).
     pub refs: Vec<ExternalRef>,
+    /// External references to bind to their order for good: a reference already bound to
+    /// the same order is kept; one bound to another order fails the whole decision with
+    /// [`crate::Error::ReferenceTaken`] (nothing is written, the binding is not moved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind: Vec<Binding>,
     /// Timeline entries.
     pub timeline: Vec<TimelineEntry>,
     /// Audit records.
@@ -72,6 +77,21 @@ impl Decision {
     pub fn is_empty(&self) -> bool {
         *self == Decision::default()
     }
+}
+
+/// An external reference (an ERP order number, shipment, invoice or credit memo id, a
+/// Salesforce record id) and the one order it names. Kept in `external_refs`, whose key is
+/// `(system, kind, reference)`: a reference never names two orders.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Binding {
+    /// System that issued the reference (`erp`, `salesforce`).
+    pub system: String,
+    /// What it names there (`order`, `shipment`, `invoice`, `credit-memo`, `return`).
+    pub kind: String,
+    /// The reference.
+    pub reference: String,
+    /// The hub order it names.
+    pub order_id: String,
 }
 
 /// What a committed decision produced.

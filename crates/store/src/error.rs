@@ -23,6 +23,22 @@ pub enum Error {
         /// Task id.
         task: i64,
     },
+    /// A decision bound an external reference that another order holds already.
+    #[error(
+        "the {system} {kind} {reference} belongs to order {held_by}, not to order {claimed_by}"
+    )]
+    ReferenceTaken {
+        /// System that issued the reference.
+        system: String,
+        /// What it names there.
+        kind: String,
+        /// The reference.
+        reference: String,
+        /// The order it is bound to.
+        held_by: String,
+        /// The order the refused decision would have bound it to.
+        claimed_by: String,
+    },
     /// A referenced row does not exist.
     #[error("{what} {id} not found")]
     NotFound {
@@ -51,6 +67,7 @@ impl Error {
         match self {
             Error::VersionConflict { .. } => ErrorKind::Conflict,
             Error::LeaseLost { .. } => ErrorKind::LeaseLost,
+            Error::ReferenceTaken { .. } => ErrorKind::ReferenceTaken,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Database(_) | Error::Corrupt(_) | Error::Closed => ErrorKind::Unavailable,
@@ -67,6 +84,8 @@ pub enum ErrorKind {
     LeaseLost,
     /// No such row.
     NotFound,
+    /// An external reference belongs to another order: retrying cannot help.
+    ReferenceTaken,
     /// Not allowed in the row's state.
     Invalid,
     /// The database is failing; retry later.

@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLetter};
-pub use decision::{Committed, Decision};
+pub use decision::{Binding, Committed, Decision};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{NewEvent, StoredEvent, StreamAppend};
 pub use inbox::{Accepted, CursorMove, InboundRecord, InboundStatus, NewInbound};
@@ -287,6 +287,9 @@ pub trait Store: Send + Sync + 'static {
     /// The order an external id names (any namespace), or the id itself when it is an order id.
     /// An order id wins over a reference; among references, the first namespace by name.
     async fn resolve(&self, any_id: &str) -> Result<Option<String>>;
+
+    /// The order an external reference is bound to ([`Decision::bind`]).
+    async fn bound(&self, system: &str, kind: &str, reference: &str) -> Result<Option<String>>;
 
     /// Cached stock for products (every location), or every product when `skus` is empty;
     /// by product, then location.

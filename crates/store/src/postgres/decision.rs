@@ -10,7 +10,7 @@ use super::queue::{claim, enqueue};
 use crate::codec::with_inbox_id;
 use crate::error::Error;
 use crate::{
-    Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
+    Accepted, AccountRow, AuditEntry, Binding, Committed, Decision, ExternalRef, InboundStatus,
     InventoryRow, Lease, LeaseRequest, NewInbound, OrderRow, StreamAppend, SyncMark, TimelineEntry,
 };
 
@@ -54,6 +54,11 @@ pub(crate) async fn apply(
     refs.sort_by(|a, b| (&a.value, &a.namespace).cmp(&(&b.value, &b.namespace)));
     for reference in refs {
         upsert_ref(conn, reference).await?;
+    }
+    let mut bind: Vec<&Binding> = decision.bind.iter().collect();
+    bind.sort();
+    for binding in bind {
+        bind_reference(conn, binding).await?;
     }
     append_timeline(conn, &decision.timeline).await?;
     for entry in &decision.audit {
@@ -305,6 +310,54 @@ async fn upsert_ref(conn: &mut PgConnection, r: &ExternalRef) -> PgResult<()> {
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Binds a reference to its order, or fails with [`Error::ReferenceTaken`] when another
+/// order holds it (the transaction then rolls back). A concurrent binding of the same
+/// reference waits on the key until the other transaction ends, and then sees its row.
+async fn bind_reference(conn: &mut PgConnection, b: &Binding) -> PgResult<()> {
+    let inserted: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO external_refs (system, kind, reference, order_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (system, kind, reference) DO NOTHING RETURNING 1",
+    )
+    .bind(&b.system)
+    .bind(&b.kind)
+    .bind(&b.reference)
+    .bind(&b.order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_some() {
+        return Ok(());
+    }
+    let held = bound(&mut *conn, &b.system, &b.kind, &b.reference).await?;
+    match held {
+        Some(held_by) if held_by != b.order_id => Err(Error::ReferenceTaken {
+            system: b.system.clone(),
+            kind: b.kind.clone(),
+            reference: b.reference.clone(),
+            held_by,
+            claimed_by: b.order_id.clone(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The order a reference is bound to.
+pub(crate) async fn bound<'c, E: sqlx::PgExecutor<'c>>(
+    conn: E,
+    system: &str,
+    kind: &str,
+    reference: &str,
+) -> PgResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT order_id FROM external_refs WHERE system = $1 AND kind = $2 AND reference = $3",
+    )
+    .bind(system)
+    .bind(kind)
+    .bind(reference)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Appends timeline entries (one statement, in order).

@@ -9,11 +9,18 @@ use super::locks::Locks;
 use crate::error::{Error, Result};
 
 /// `(version, name, SQL)`, in order.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "external reference bindings",
+        include_str!("../../migrations/postgres/0002_external_refs.sql"),
+    ),
+];
 
 /// Runs SQL text (several statements allowed: no parameters, simple query protocol).
 pub(crate) async fn batch(conn: &mut PgConnection, sql: &str) -> sqlx::Result<()> {

@@ -327,6 +327,15 @@ impl Store for PgStore {
         reads::resolve(&self.pool, any_id).await
     }
 
+    async fn bound(&self, system: &str, kind: &str, reference: &str) -> Result<Option<String>> {
+        decision::bound(&self.pool, system, kind, reference)
+            .await
+            .map_err(|failure| match failure {
+                failure::Failure::Store(error) => error,
+                failure::Failure::Retry(message) => Error::Database(message),
+            })
+    }
+
     async fn inventory(&self, skus: &[String]) -> Result<Vec<InventoryRow>> {
         reads::inventory(&self.pool, skus).await
     }

@@ -85,6 +85,7 @@ async fn opening_at_once(schema: String) {
             "cursors",
             "dead_letters",
             "events",
+            "external_refs",
             "inbox",
             "inventory",
             "kv",

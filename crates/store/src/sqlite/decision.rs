@@ -1,7 +1,7 @@
 //! Decisions, inbound messages, cursors, timeline and audit writes on SQLite (run on the
 //! writer thread, inside a group commit).
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::queue::{Enqueued, Held, enqueue_claiming};
 use super::rows::db;
@@ -9,7 +9,7 @@ use super::writer::Ctx;
 use crate::codec::{PayloadAwaitingInboxId, micros, text};
 use crate::error::{Error, Result};
 use crate::{
-    Accepted, AccountRow, AuditEntry, Committed, Decision, ExternalRef, InboundStatus,
+    Accepted, AccountRow, AuditEntry, Binding, Committed, Decision, ExternalRef, InboundStatus,
     InventoryRow, Lease, LeaseRequest, NewInbound, NewTask, OrderRow, StreamAppend, SyncMark,
 };
 
@@ -49,6 +49,7 @@ pub(crate) fn apply<T>(
     if let Some(append) = &prepared.decision.append {
         check_version(ctx, append)?;
     }
+    check_bindings(ctx, &prepared.decision.bind)?;
     let changed = queue_change()?;
     Ok((changed, apply_checked(ctx, prepared)?))
 }
@@ -114,6 +115,9 @@ fn apply_checked(ctx: &Ctx<'_, '_>, prepared: &Prepared) -> Result<Committed> {
     for reference in &decision.refs {
         upsert_ref(ctx, reference)?;
     }
+    for binding in &decision.bind {
+        bind(ctx, binding)?;
+    }
     super::timeline::append(ctx, &decision.timeline, &prepared.timeline)?;
     for entry in &decision.audit {
         audit(ctx, entry)?;
@@ -138,6 +142,70 @@ fn check_version(ctx: &Ctx<'_, '_>, append: &StreamAppend) -> Result<()> {
             expected: append.expected_version,
             actual,
         });
+    }
+    Ok(())
+}
+
+/// Checks that no reference of `bind` is bound to another order (before anything is
+/// written, as the version check); only this thread writes, so the bindings cannot change
+/// between this check and their inserts.
+fn check_bindings(ctx: &Ctx<'_, '_>, bind: &[Binding]) -> Result<()> {
+    for binding in bind {
+        let held: Option<String> = ctx
+            .prepare(
+                "SELECT order_id FROM external_refs
+                 WHERE system = ?1 AND kind = ?2 AND reference = ?3",
+            )
+            .map_err(db)?
+            .query_row(
+                params![binding.system, binding.kind, binding.reference],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if let Some(held_by) = held.filter(|held| *held != binding.order_id) {
+            return Err(Error::ReferenceTaken {
+                system: binding.system.clone(),
+                kind: binding.kind.clone(),
+                reference: binding.reference.clone(),
+                held_by,
+                claimed_by: binding.order_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The order a reference is bound to (a read, on a reader's connection).
+pub(crate) fn bound(
+    conn: &rusqlite::Connection,
+    system: &str,
+    kind: &str,
+    reference: &str,
+) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT order_id FROM external_refs WHERE system = ?1 AND kind = ?2 AND reference = ?3",
+    )
+    .map_err(db)?
+    .query_row(params![system, kind, reference], |row| row.get(0))
+    .optional()
+    .map_err(db)
+}
+
+/// Binds a checked reference (a known binding of the same order is kept as it is; one the
+/// same decision bound to another order fails it).
+fn bind(ctx: &Ctx<'_, '_>, b: &Binding) -> Result<()> {
+    let inserted = ctx
+        .prepare(
+            "INSERT INTO external_refs (system, kind, reference, order_id)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (system, kind, reference) DO NOTHING",
+        )
+        .map_err(db)?
+        .execute(params![b.system, b.kind, b.reference, b.order_id])
+        .map_err(db)?;
+    if inserted == 0 {
+        check_bindings(ctx, std::slice::from_ref(b))?;
     }
     Ok(())
 }

@@ -43,6 +43,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stream versions from the events",
         include_str!("../../migrations/sqlite/0007_stream_versions_from_events.sql"),
     ),
+    (
+        8,
+        "external reference bindings",
+        include_str!("../../migrations/sqlite/0008_external_refs.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {

@@ -396,6 +396,13 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reads::resolve(c, &any_id)).await
     }
 
+    async fn bound(&self, system: &str, kind: &str, reference: &str) -> Result<Option<String>> {
+        let key = (system.to_owned(), kind.to_owned(), reference.to_owned());
+        self.readers
+            .read(move |c| decision::bound(c, &key.0, &key.1, &key.2))
+            .await
+    }
+
     async fn inventory(&self, skus: &[String]) -> Result<Vec<InventoryRow>> {
         let skus = skus.to_vec();
         self.readers.read(move |c| reads::inventory(c, &skus)).await
