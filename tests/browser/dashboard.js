@@ -5,10 +5,14 @@
 //   PLAYWRIGHT_CORE  path of the playwright-core package (installed by scripts/setup/browser.sh)
 //   BASE_URL         the hub, e.g. http://127.0.0.1:38211
 //   API_KEY          a key with ops:read and ops:write
-//   PHASE            "health" (ranking and trace) or "retry" (fix a failed booking)
+//   PHASE            "health" (ranking and trace), "retry" (fix a failed booking) or "xss"
+//                    (hostile sign-in links run no script; the Content-Security-Policy holds)
 //   EXPECTED         JSON array of the stuck orders, most valuable first (phase health)
 //   DEAD_LETTER      id of the failed booking, DEAD_ORDER its order (phase retry)
 //   ARTIFACTS        folder for screenshots
+//
+// Every phase also fails when the browser reports that a dashboard page broke its
+// Content-Security-Policy (the pages need no inline script or style).
 //
 // Exits 0 when every check holds; otherwise prints why and exits 1.
 'use strict';
@@ -18,6 +22,9 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE);
 
 const base = process.env.BASE_URL;
 const artifacts = process.env.ARTIFACTS;
+const violations = [];
+const INJECTED = 'window.pwned = 1';
+const INJECTED_HASH = 'sha256-' + require('crypto').createHash('sha256').update(INJECTED).digest('base64');
 
 function check(condition, message) {
   if (!condition) {
@@ -73,6 +80,52 @@ async function health(page) {
   check(systems.includes('data-lane="erp"'), 'the systems page lists the ERP connection');
 }
 
+// Hostile sign-in links: a `next` that closes a script block, one that breaks out of an
+// attribute, and one that leads off the site. No script of theirs runs, the page keeps its
+// Content-Security-Policy, and signing in still leads inside the dashboard.
+async function xss(page) {
+  const hostile = [
+    '/dashboard</script><script>window.pwned=1</script>',
+    '/dashboard/x"><script>window.pwned=1</script><img src=x onerror="window.pwned=1">',
+    "/dashboard/x'><svg onload=window.pwned=1>",
+    'javascript:window.pwned=1',
+    '//evil.example/dashboard',
+  ];
+  for (const next of hostile) {
+    page.removeAllListeners('dialog');
+    let dialog = false;
+    page.on('dialog', (d) => { dialog = true; d.dismiss().catch(() => {}); });
+    const response = await page.goto(base + '/dashboard/login?next=' + encodeURIComponent(next));
+    const csp = response.headers()['content-security-policy'] || '';
+    check(csp.includes("script-src 'self'") && !csp.includes('unsafe-inline') && csp.includes("frame-ancestors 'none'"),
+      'the sign-in page has a Content-Security-Policy without inline script, got: ' + csp);
+    check(response.headers()['x-content-type-options'] === 'nosniff', 'nosniff is set');
+    await page.waitForSelector('#key');
+    check(await page.evaluate(() => window.pwned === undefined), 'no script from next ran: ' + next);
+    const target = await page.getAttribute('#f', 'data-next');
+    check(target.startsWith('/dashboard'), 'next is a dashboard path: ' + target);
+    check((await page.$$('img, svg, script:not([src])')).length === 0, 'no element of next was made: ' + next);
+    await page.fill('#key', process.env.API_KEY);
+    await Promise.all([page.waitForURL((u) => u.origin === new URL(base).origin && u.pathname.startsWith('/dashboard') && !u.pathname.startsWith('/dashboard/login')), page.click('button')]);
+    check(await page.evaluate(() => window.pwned === undefined), 'no script ran after signing in: ' + next);
+    check(!dialog, 'no dialog opened: ' + next);
+    check(new URL(page.url()).origin === new URL(base).origin, 'signing in stayed on the site: ' + page.url());
+  }
+  // The policy is enforced: a script injected into a dashboard page the way an attacker
+  // would (inline) is refused by the browser.
+  await page.goto(base + '/dashboard/flows');
+  const blocked = await page.evaluate((injected) => new Promise((resolve) => {
+    document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true });
+    const s = document.createElement('script');
+    s.textContent = injected;
+    document.body.appendChild(s);
+    setTimeout(() => resolve(window.pwned === undefined ? 'not run' : 'ran'), 2000);
+  }), INJECTED);
+  check(blocked.startsWith('script-src'), 'an inline script is refused by the policy, got: ' + blocked);
+  check(await page.evaluate(() => window.pwned === undefined), 'the injected script did not run');
+  await page.screenshot({ path: path.join(artifacts, 'dashboard-xss.png'), fullPage: true });
+}
+
 async function retry(page) {
   const id = process.env.DEAD_LETTER;
   const order = process.env.DEAD_ORDER;
@@ -112,13 +165,20 @@ async function retry(page) {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  page.on('console', (m) => {
+    // The xss phase's own injected script is refused too: recognised by its hash.
+    if (/Content Security Policy/i.test(m.text()) && !m.text().includes(INJECTED_HASH)) violations.push(m.text());
+  });
   try {
     await signIn(page);
     if (process.env.PHASE === 'health') {
       await health(page);
+    } else if (process.env.PHASE === 'xss') {
+      await xss(page);
     } else {
       await retry(page);
     }
+    check(violations.length === 0, 'the dashboard broke its own Content-Security-Policy:\n' + violations.join('\n'));
     console.log('browser checks passed: ' + process.env.PHASE);
   } catch (error) {
     await page.screenshot({ path: path.join(artifacts, 'failure-' + process.env.PHASE + '.png'), fullPage: true }).catch(() => {});

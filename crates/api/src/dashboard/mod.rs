@@ -8,21 +8,31 @@
 //! times, failures fixed automatically vs by people, stock accuracy).
 //!
 //! Access follows [`DashboardAccess`]: with `api_key` (the default) people sign in with an API
-//! key holding `ops:read` (`ops:write` to act), kept in an HTTP-only same-site cookie; actions
-//! are `POST`s that must carry `X-Crossdock-Action: 1`, which a cross-site form cannot send.
-//! Every action is audited under the key's client.
+//! key holding `ops:read` (`ops:write` to act); the browser keeps a random session id (never
+//! the key) in an HTTP-only, strictly same-site cookie, ended at sign-out or when the key is
+//! revoked ([`session`]). Actions are `POST`s that must carry `X-Crossdock-Action: 1`, which a
+//! cross-site form cannot send. Every action is audited under the key's client.
+//!
+//! Every response carries a Content-Security-Policy that allows scripts and styles from the
+//! dashboard's own static files only (`/dashboard/app.js`, `/dashboard/signin.js`,
+//! `/dashboard/app.css`; no inline script), forbids framing, and sets `nosniff` and a
+//! same-origin referrer policy. Requests whose `Host` is neither `localhost`, an IP address
+//! nor one of `ops.dashboard_hosts` are refused in every access mode (DNS rebinding). Pages
+//! are rendered with `maud`, which escapes every value written into them.
 //!
 //! [`DashboardAccess`]: crate::ops::config::DashboardAccess
 
 pub mod page;
+pub mod session;
 pub mod views;
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Extension, FromRequestParts, State};
+use axum::extract::{Extension, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -40,12 +50,19 @@ use crate::ops::{Ops, roi, trace};
 use crate::problem::Problem;
 use crate::state::AppState;
 
-/// Name of the sign-in cookie.
-pub const COOKIE: &str = "crossdock_key";
+/// Name of the session cookie.
+pub const COOKIE: &str = "crossdock_session";
+
+/// The Content-Security-Policy of every dashboard response: scripts, styles and connections
+/// to the dashboard itself only, no inline script or style, no framing, no plugins.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The dashboard routes (the [`Ops`] context comes from the request's extensions).
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/dashboard/app.js", get(app_js))
+        .route("/dashboard/signin.js", get(signin_js))
+        .route("/dashboard/app.css", get(app_css))
         .route("/dashboard", get(overview))
         .route("/dashboard/flows", get(flows))
         .route("/dashboard/orders", get(order_search))
@@ -67,6 +84,120 @@ pub fn router() -> Router<AppState> {
             post(action_resolve),
         )
         .route("/dashboard/actions/replays", post(action_replay))
+        .layer(axum::middleware::from_fn(check_host))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Adds the security headers to every dashboard response.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// The host name of a `Host` value, without the port (IPv6 literals keep their brackets).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(name, _)| &host[..=name.len()]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Whether the dashboard answers to `host` (a `Host` header): `localhost`, an IP address (a
+/// browser sends one only for a page opened by that address, which no DNS answer can change)
+/// or one of `allowed` (a name, matching any port, or `name:port`).
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = host_name(host);
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<std::net::Ipv4Addr>().is_ok()
+        || bare
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .is_some_and(|n| n.parse::<std::net::Ipv6Addr>().is_ok())
+    {
+        return true;
+    }
+    allowed.iter().any(|a| {
+        let a = a.trim();
+        if a.contains(':') {
+            a.eq_ignore_ascii_case(host)
+        } else {
+            a.eq_ignore_ascii_case(bare)
+        }
+    })
+}
+
+/// Refuses dashboard requests whose `Host` the hub does not answer to (in every access mode).
+async fn check_host(request: Request, next: Next) -> Response {
+    let allowed = request
+        .extensions()
+        .get::<Ops>()
+        .map(|ops| ops.settings().config.dashboard_hosts.clone())
+        .unwrap_or_default();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
+    match host {
+        Some(host) if host_allowed(&host, &allowed) => next.run(request).await,
+        Some(host) => Problem::of(
+            "forbidden",
+            format!(
+                "the dashboard does not answer to the host `{}`: open it by `localhost`, an IP address or a name listed in ops.dashboard_hosts",
+                host.chars().take(100).collect::<String>()
+            ),
+        )
+        .into_response(),
+        None => Problem::of(
+            "forbidden",
+            "the dashboard needs a Host header naming localhost, an IP address or a name listed in ops.dashboard_hosts",
+        )
+        .into_response(),
+    }
+}
+
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", page::SCRIPT)
+}
+
+async fn signin_js() -> Response {
+    asset("text/javascript; charset=utf-8", page::SIGNIN_SCRIPT)
+}
+
+async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", page::STYLE)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Who is looking at the dashboard.
@@ -135,12 +266,41 @@ impl FromRequestParts<AppState> for Viewer {
                 problem.into_response()
             }
         };
-        let Some(key) = cookie(&parts.headers, COOKIE) else {
+        let Some(id) = cookie(&parts.headers, COOKIE) else {
             return Err(deny(Problem::unauthorized(
                 "sign in to the dashboard first",
             )));
         };
-        let principal = principal_of_key(state, key).await.map_err(deny)?;
+        let sessions = ops.sessions();
+        let Some(session) = sessions.get(id, std::time::Instant::now()) else {
+            return Err(deny(Problem::unauthorized(
+                "the dashboard session has ended: sign in again",
+            )));
+        };
+        let mut principal = session.principal.clone();
+        if let Some(key_id) = session.key_id() {
+            match state.key_record(key_id).await.map_err(deny)? {
+                Some(record) if record.revoked_at.is_none() => {
+                    let current = (
+                        record.scopes.iter().copied().collect(),
+                        record.accounts,
+                        record.channels,
+                    );
+                    if (&principal.scopes, &principal.accounts, &principal.channels)
+                        != (&current.0, &current.1, &current.2)
+                    {
+                        (principal.scopes, principal.accounts, principal.channels) = current;
+                        sessions.update(id, principal.clone());
+                    }
+                }
+                _ => {
+                    sessions.close(id);
+                    return Err(deny(Problem::unauthorized(
+                        "the API key of this dashboard session was revoked: sign in again",
+                    )));
+                }
+            }
+        }
         if !principal.has(Scope::OpsRead) {
             return Err(Problem::forbidden(Scope::OpsRead.as_str()).into_response());
         }
@@ -168,19 +328,15 @@ fn respond(
     if partial {
         return Html(main).into_response();
     }
-    let who = if ops.settings().config.dashboard_access == DashboardAccess::Open {
-        String::new()
-    } else {
-        format!(
-            "· {} <form method=\"post\" action=\"/dashboard/logout\" style=\"display:inline\"><button style=\"padding:0 6px\">Sign out</button></form>",
-            page::esc(&viewer.label)
-        )
-    };
+    let who =
+        (ops.settings().config.dashboard_access != DashboardAccess::Open).then(|| page::Who {
+            label: &viewer.label,
+        });
     let mut response = Html(page::frame(
         title,
         active,
         &main,
-        &who,
+        who,
         ops.settings().config.live_refresh_ms,
     ))
     .into_response();
@@ -608,23 +764,29 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login_page(ApiQuery(q): ApiQuery<LoginQuery>) -> Html<String> {
-    let next = q
-        .next
-        .filter(|n| n.starts_with("/dashboard") && !n.starts_with("//"))
-        .unwrap_or_else(|| "/dashboard".to_owned());
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · crossdock</title>
-<style>body{{font:15px system-ui,sans-serif;background:#f6f7f9;display:grid;place-items:center;height:100vh;margin:0}}
-form{{background:#fff;padding:28px;border-radius:12px;border:1px solid #e3e7ec;width:380px}}input{{width:100%;padding:8px;margin:8px 0 14px;font:inherit}}
-button{{padding:8px 16px;font:inherit;background:#2563eb;color:#fff;border:0;border-radius:6px}}.bad{{color:#c0392b}}</style></head>
-<body><form id="f"><h2>crossdock operations</h2><label>API key (needs the ops:read scope)<input id="key" type="password" autocomplete="off" autofocus></label>
-<button>Sign in</button><p id="err" class="bad"></p></form>
-<script>document.getElementById('f').addEventListener('submit', async (e) => {{ e.preventDefault();
-const r = await fetch('/dashboard/login', {{method:'POST', headers:{{'content-type':'application/json','x-crossdock-action':'1'}}, body: JSON.stringify({{key: document.getElementById('key').value}})}});
-if (r.ok) location.href = {next}; else {{ const d = await r.json().catch(() => ({{}})); document.getElementById('err').textContent = d.detail || 'Sign-in failed'; }} }});</script></body></html>"#,
-        next = serde_json::to_string(&next).unwrap_or_else(|_| "\"/dashboard\"".to_owned())
-    ))
+/// Where a sign-in may lead: a path under `/dashboard` of this site (no `//`, no backslash, no
+/// scheme, no control characters or spaces); anything else leads to `/dashboard`.
+pub fn safe_next(next: Option<&str>) -> &str {
+    const HOME: &str = "/dashboard";
+    let Some(next) = next else {
+        return HOME;
+    };
+    let under = next
+        .strip_prefix(HOME)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']));
+    let clean = next.len() <= 2_000
+        && !next.contains("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    if under && clean { next } else { HOME }
+}
+
+async fn login_page(ApiQuery(q): ApiQuery<LoginQuery>) -> Response {
+    let mut response = Html(page::signin(safe_next(q.next.as_deref()))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[derive(Deserialize)]
@@ -633,36 +795,68 @@ struct LoginBody {
     key: String,
 }
 
+/// The attributes of the session cookie: `Secure` when configured, or when the sign-in came
+/// from a page served over HTTPS (the browser's `Origin`).
+fn cookie_attributes(ops: &Ops, headers: &HeaderMap) -> &'static str {
+    let https = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"));
+    if ops.settings().config.secure_cookies || https {
+        "Path=/dashboard; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "Path=/dashboard; HttpOnly; SameSite=Strict"
+    }
+}
+
 async fn login(
     State(state): State<AppState>,
+    Extension(ops): Extension<Ops>,
     headers: HeaderMap,
     ApiJson { value, .. }: ApiJson<LoginBody>,
 ) -> Result<Response, Problem> {
     require_action_header(&headers)?;
     let key = value.key.trim();
+    if !key.starts_with(crate::auth::keys::PREFIX) {
+        return Err(Problem::unauthorized(format!(
+            "sign in with an API key (it starts with `{}`)",
+            crate::auth::keys::PREFIX
+        )));
+    }
     let principal = principal_of_key(&state, key).await?;
     if !principal.has(Scope::OpsRead) {
         return Err(Problem::forbidden(Scope::OpsRead.as_str()));
     }
-    let cookie =
-        format!("{COOKIE}={key}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=43200");
+    let id = ops
+        .sessions()
+        .open(principal, std::time::Instant::now())
+        .ok_or_else(|| Problem::internal("no randomness for a session id"))?;
+    let cookie = format!(
+        "{COOKIE}={id}; {}; Max-Age={}",
+        cookie_attributes(&ops, &headers),
+        session::LIFETIME.as_secs()
+    );
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&cookie)
-            .map_err(|_| Problem::unauthorized("the API key is malformed"))?,
+        HeaderValue::from_str(&cookie).map_err(|_| Problem::internal("a malformed cookie"))?,
     );
     Ok(response)
 }
 
-async fn logout() -> Response {
+/// Ends the session (the old cookie no longer works, even if a copy of it is kept).
+async fn logout(Extension(ops): Extension<Ops>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie(&headers, COOKIE) {
+        ops.sessions().close(id);
+    }
     let mut response = Redirect::to("/dashboard/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "crossdock_key=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+    let cleared = format!(
+        "{COOKIE}=; {}; Max-Age=0",
+        cookie_attributes(&ops, &headers)
     );
+    if let Ok(value) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
 
@@ -755,4 +949,114 @@ async fn action_replay(
     Ok(Json(
         crate::ops::routes::replay_as(&ops, &value.filter, value.dry_run, &viewer.actor).await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_leads_only_to_dashboard_paths_of_this_site() {
+        for good in [
+            "/dashboard",
+            "/dashboard/orders/SO-1?partial=1",
+            "/dashboard?x=1",
+            "/dashboard/x\"><b>",
+        ] {
+            assert_eq!(safe_next(Some(good)), good, "{good}");
+        }
+        for bad in [
+            "//evil.example/dashboard",
+            "/dashboard//evil.example",
+            "/dashboard\\..\\x",
+            "https://evil.example/dashboard",
+            "javascript:alert(1)",
+            "/dashboard</script><script>window.pwned=1</script>",
+            "/dashboardx",
+            "/dashboard/a b",
+            "/dashboard/\u{0}",
+            "/dashboard/\n",
+            "/ops/health",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/dashboard", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/dashboard");
+    }
+
+    #[test]
+    fn the_sign_in_page_writes_next_into_an_attribute_escaped() {
+        let html = page::signin("/dashboard/x\"><script>window.pwned=1</script>");
+        assert!(!html.contains("<script>window"), "{html}");
+        assert!(
+            html.contains("data-next=\"/dashboard/x&quot;&gt;&lt;script&gt;"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<script>"),
+            "no inline script at all: {html}"
+        );
+        assert!(html.contains("<script src=\"/dashboard/signin.js\"></script>"));
+    }
+
+    #[test]
+    fn the_frame_has_no_inline_script_or_style_and_escapes_the_viewer() {
+        let html = page::frame(
+            "T<i>",
+            "/dashboard",
+            "<p>main</p>",
+            Some(page::Who {
+                label: "<img src=x onerror=alert(1)>",
+            }),
+            500,
+        );
+        assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<title>T&lt;i&gt; · crossdock</title>"),
+            "{html}"
+        );
+        assert!(html.contains("<p>main</p>"));
+        assert!(
+            !html.contains("<script>") && !html.contains("<style"),
+            "{html}"
+        );
+        assert!(!html.contains(" style="), "{html}");
+    }
+
+    #[test]
+    fn hosts_are_localhost_ip_addresses_or_configured_names() {
+        let allowed = vec![
+            "hub.example.com".to_owned(),
+            "ops.example.com:8443".to_owned(),
+        ];
+        for good in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1:3000",
+            "10.1.2.3",
+            "[::1]:8080",
+            "[::1]",
+            "hub.example.com",
+            "Hub.Example.com:80",
+            "ops.example.com:8443",
+        ] {
+            assert!(host_allowed(good, &allowed), "{good}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "ops.example.com:8080",
+            "hub.example.com.evil.example",
+            "[::1",
+            "",
+        ] {
+            assert!(!host_allowed(bad, &allowed), "{bad}");
+        }
+    }
 }

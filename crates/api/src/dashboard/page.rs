@@ -1,6 +1,11 @@
-//! The page frame (navigation, styles, the live-update script) and small HTML helpers.
+//! The page frame (navigation, styles, the live-update script), the sign-in page and small
+//! HTML helpers. The frame and the sign-in page are `maud` templates: every value is escaped
+//! where it is written. Styles and scripts are static files (no inline script or style, so the
+//! Content-Security-Policy can forbid them).
 
 use std::fmt::Write as _;
+
+use maud::{DOCTYPE, PreEscaped, html};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(text: &str) -> String {
@@ -46,41 +51,110 @@ pub fn pill(kind: &str, text: &str) -> String {
     format!("<span class=\"pill {}\">{}</span>", esc(kind), esc(text))
 }
 
-/// A whole page: `main` is the content of `<main>`.
-pub fn frame(title: &str, active: &str, main: &str, viewer: &str, live_ms: u64) -> String {
-    let mut nav = String::new();
-    for (path, label) in NAV {
-        let current = if path == active {
-            " aria-current=\"page\""
-        } else {
-            ""
-        };
-        let _ = write!(nav, "<a href=\"{path}\"{current}>{}</a>", esc(label));
-    }
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · crossdock</title>
-<style>{STYLE}</style>
-</head>
-<body data-live-ms="{live_ms}">
-<header class="top">
-  <div class="brand">crossdock <small>operations</small></div>
-  <nav>{nav}</nav>
-  <div class="who"><span id="live" class="live" title="Updates automatically">● live</span> {viewer}</div>
-</header>
-<main id="main">{main}</main>
-<script>{SCRIPT}</script>
-</body>
-</html>"#,
-        title = esc(title),
-    )
+/// Who is signed in, for the page header: `None` in open access (no sign-out button).
+pub struct Who<'a> {
+    /// The client name of the key.
+    pub label: &'a str,
 }
 
-const STYLE: &str = r#"
+/// A whole page: `main` is the content of `<main>` (already rendered, escaped HTML).
+pub fn frame(title: &str, active: &str, main: &str, who: Option<Who<'_>>, live_ms: u64) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · crossdock" }
+                link rel="stylesheet" href="/dashboard/app.css";
+            }
+            body data-live-ms=(live_ms) {
+                header.top {
+                    div.brand { "crossdock " small { "operations" } }
+                    nav {
+                        @for (path, label) in NAV {
+                            @if path == active {
+                                a href=(path) aria-current="page" { (label) }
+                            } @else {
+                                a href=(path) { (label) }
+                            }
+                        }
+                    }
+                    div.who {
+                        span #live .live title="Updates automatically" { "● live" }
+                        @if let Some(who) = who {
+                            " · " (who.label) " "
+                            form.inline method="post" action="/dashboard/logout" {
+                                button.signout { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main #main { (PreEscaped(main)) }
+                script src="/dashboard/app.js" {}
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The sign-in page. `next` (where to go after signing in, already checked to be a path
+/// under `/dashboard`) travels in a `data-` attribute that the static sign-in script reads;
+/// it is never written into a script.
+pub fn signin(next: &str) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Sign in · crossdock" }
+                link rel="stylesheet" href="/dashboard/app.css";
+            }
+            body.signin {
+                form #f data-next=(next) {
+                    h2 { "crossdock operations" }
+                    label {
+                        "API key (needs the ops:read scope)"
+                        input #key type="password" autocomplete="off" autofocus;
+                    }
+                    button.primary { "Sign in" }
+                    p #err .bad {}
+                }
+                script src="/dashboard/signin.js" {}
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The sign-in page's script: posts the key, then goes to the form's `data-next` when it
+/// is a path of this site under `/dashboard`.
+pub const SIGNIN_SCRIPT: &str = r#"
+(function () {
+  const form = document.getElementById('f');
+  function target() {
+    const next = form.dataset.next || '/dashboard';
+    try {
+      const url = new URL(next, location.origin);
+      if (url.origin === location.origin && (url.pathname === '/dashboard' || url.pathname.startsWith('/dashboard/'))) {
+        return url.pathname + url.search + url.hash;
+      }
+    } catch (e) { /* falls through */ }
+    return '/dashboard';
+  }
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const r = await fetch('/dashboard/login', { method: 'POST', headers: { 'content-type': 'application/json', 'x-crossdock-action': '1' }, body: JSON.stringify({ key: document.getElementById('key').value }) });
+    if (r.ok) { location.href = target(); return; }
+    const d = await r.json().catch(() => ({}));
+    document.getElementById('err').textContent = d.detail || 'Sign-in failed';
+  });
+})();
+"#;
+
+/// The dashboard's styles (`/dashboard/app.css`).
+pub const STYLE: &str = r#"
 :root { --bg:#f6f7f9; --card:#fff; --ink:#1d2733; --muted:#5d6b7a; --line:#e3e7ec; --ok:#1f8a4c; --warn:#b86e00; --bad:#c0392b; --accent:#2563eb; }
 * { box-sizing: border-box; }
 body { margin:0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background:var(--bg); color:var(--ink); }
@@ -123,9 +197,17 @@ pre { background:#0f172a; color:#e2e8f0; padding:10px; border-radius:8px; overfl
 .msg { padding:10px 14px; border-radius:8px; margin:10px 0; } .msg.ok { background:#dcfce7; } .msg.bad { background:#fee2e2; }
 .bar { height:10px; background:#e5e7eb; border-radius:5px; overflow:hidden; } .bar > span { display:block; height:100%; background:var(--accent); }
 .empty { padding:18px; text-align:center; color:var(--muted); background:var(--card); border:1px dashed var(--line); border-radius:10px; }
+form.inline { display:inline; } button.signout { padding:0 6px; }
+progress.bar { display:block; width:100%; height:10px; border:0; border-radius:5px; overflow:hidden; background:#e5e7eb; accent-color:var(--accent); }
+progress.bar::-webkit-progress-bar { background:#e5e7eb; } progress.bar::-webkit-progress-value { background:var(--accent); } progress.bar::-moz-progress-bar { background:var(--accent); }
+body.signin { display:grid; place-items:center; height:100vh; }
+body.signin form { background:#fff; padding:28px; border-radius:12px; border:1px solid var(--line); width:380px; }
+body.signin input { width:100%; padding:8px; margin:8px 0 14px; }
+body.signin button { padding:8px 16px; } .bad { color:var(--bad); }
 "#;
 
-const SCRIPT: &str = r#"
+/// The dashboard's script (`/dashboard/app.js`): live updates and actions.
+pub const SCRIPT: &str = r#"
 (function () {
   const main = document.getElementById('main');
   const dot = document.getElementById('live');
@@ -157,6 +239,7 @@ const SCRIPT: &str = r#"
       return { ok: r.ok, data };
     } finally { busy = false; }
   }
+  function esc(v) { return String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]); }
   function show(el, ok, text) { if (!el) return; el.className = 'msg ' + (ok ? 'ok' : 'bad'); el.textContent = text; el.hidden = false; }
   function problem(d) { return (d.detail || d.title || 'failed') + (d.errors ? ': ' + d.errors.map(e => e.field + ' ' + e.message).join('; ') : ''); }
   document.addEventListener('click', async (ev) => {
@@ -188,14 +271,18 @@ const SCRIPT: &str = r#"
       if (!r.ok) { show(out, false, problem(r.data)); return; }
       if (dry) {
         box.setAttribute('data-keep', '1');
-        box.innerHTML = '<p><b>' + r.data.would_send + '</b> failed item(s) would be sent again, oldest first, through the normal queues:</p><ul>' +
-          r.data.items.slice(0, 50).map(i => '<li>#' + i.id + ' ' + i.step + ' for ' + (i.order_id || '-') + ' — ' + i.error.replace(/</g, '&lt;') + '</li>').join('') + '</ul>' +
-          (r.data.would_send > 0 ? '<button class="primary" data-action="replay" data-filter=\'' + JSON.stringify(filter).replace(/'/g, '&#39;') + '\'>Replay ' + r.data.would_send + ' now</button> ' : '') +
-          '<button onclick="this.parentNode.removeAttribute(\'data-keep\'); this.parentNode.innerHTML=\'\'">Cancel</button>';
+        box.innerHTML = '<p><b>' + esc(r.data.would_send) + '</b> failed item(s) would be sent again, oldest first, through the normal queues:</p><ul>' +
+          r.data.items.slice(0, 50).map(i => '<li>#' + esc(i.id) + ' ' + esc(i.step) + ' for ' + esc(i.order_id || '-') + ' — ' + esc(i.error) + '</li>').join('') + '</ul>' +
+          (r.data.would_send > 0 ? '<button class="primary" data-action="replay" data-filter="' + esc(JSON.stringify(filter)) + '">Replay ' + esc(r.data.would_send) + ' now</button> ' : '') +
+          '<button data-action="cancel">Cancel</button>';
       } else {
         box.removeAttribute('data-keep');
-        box.innerHTML = '<div class="msg ok">Replay <b>' + r.data.batch + '</b>: ' + r.data.sent + ' item(s) sent. <a href="/dashboard/replays/' + r.data.batch + '">See what happened</a></div>';
+        box.innerHTML = '<div class="msg ok">Replay <b>' + esc(r.data.batch) + '</b>: ' + esc(r.data.sent) + ' item(s) sent. <a href="/dashboard/replays/' + encodeURIComponent(r.data.batch) + '">See what happened</a></div>';
       }
+    } else if (b.dataset.action === 'cancel') {
+      const box = document.getElementById('replay-box');
+      box.removeAttribute('data-keep');
+      box.innerHTML = '';
     }
   });
 })();

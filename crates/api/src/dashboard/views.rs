@@ -739,7 +739,7 @@ pub fn systems(
             let pct = (u.used.min(u.limit) * 100) / u.limit;
             let _ = write!(
                 h,
-                "<div class=\"card\"><div>{} of {} calls used in the last 24 hours ({} left)</div><div class=\"bar\"><span style=\"width:{pct}%\"></span></div></div>",
+                "<div class=\"card\"><div>{} of {} calls used in the last 24 hours ({} left)</div><progress class=\"bar\" max=\"100\" value=\"{pct}\">{pct}%</progress></div>",
                 u.used,
                 u.limit,
                 u.remaining()

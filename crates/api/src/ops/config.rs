@@ -8,12 +8,13 @@ use super::alerts::AlertsConfig;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DashboardAccess {
-    /// Sign in with an API key holding `ops:read` (actions need `ops:write`); the key is kept
-    /// in an HTTP-only, same-site cookie.
+    /// Sign in with an API key holding `ops:read` (actions need `ops:write`); the browser
+    /// keeps a random session id in an HTTP-only, strictly same-site cookie.
     #[default]
     ApiKey,
     /// Anyone who can reach the port (a hub bound to localhost, the demo). Actions are audited
-    /// as `dashboard`.
+    /// as `dashboard`. `config check` refuses it with a `hub.listen` that is not a loopback
+    /// address.
     Open,
 }
 
@@ -39,6 +40,14 @@ pub struct OpsConfig {
     pub dashboard_access: DashboardAccess,
     /// How often the dashboard's live view refreshes (milliseconds).
     pub live_refresh_ms: u64,
+    /// Host names (optionally with `:port`) under which the dashboard is reached, besides
+    /// `localhost` and IP addresses, which are always accepted. A dashboard request with any
+    /// other `Host` is refused, so a DNS name rebound to the hub cannot drive it.
+    pub dashboard_hosts: Vec<String>,
+    /// Mark the dashboard's session cookie `Secure`, so browsers send it over HTTPS only: set
+    /// it when people reach the dashboard over HTTPS (the hub itself serves plain HTTP, a
+    /// proxy in front of it ends TLS).
+    pub secure_cookies: bool,
     /// Alerting.
     pub alerts: AlertsConfig,
 }
@@ -53,6 +62,8 @@ impl Default for OpsConfig {
             base_value: rust_decimal::Decimal::from(100),
             dashboard_access: DashboardAccess::ApiKey,
             live_refresh_ms: 2_000,
+            dashboard_hosts: Vec::new(),
+            secure_cookies: false,
             alerts: AlertsConfig::default(),
         }
     }
@@ -74,6 +85,13 @@ impl OpsConfig {
         if self.base_value.is_sign_negative() {
             problems.push("ops.base_value must not be negative".to_owned());
         }
+        for host in &self.dashboard_hosts {
+            if !valid_host(host) {
+                problems.push(format!(
+                    "ops.dashboard_hosts: `{host}` is not a host name like `hub.example.com` or `hub.example.com:8443` (no scheme, path or spaces)"
+                ));
+            }
+        }
         if let Err(mut more) = self.alerts.validate() {
             problems.append(&mut more);
         }
@@ -83,6 +101,24 @@ impl OpsConfig {
             Err(problems)
         }
     }
+}
+
+/// Whether `host` is a host name with an optional port, as a `Host` header carries it.
+fn valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
 #[cfg(test)]
@@ -106,5 +142,24 @@ mod tests {
         let problems = config.validate().err().unwrap_or_default();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(config.dashboard_access, DashboardAccess::Open);
+    }
+
+    #[test]
+    fn dashboard_hosts_must_be_host_names() {
+        let config: OpsConfig = toml::from_str(
+            "dashboard_hosts = [\"hub.example.com\", \"ops.example.com:8443\", \"https://x.example.com\", \"a b\", \"x.example.com/path\"]",
+        )
+        .expect("parses");
+        let problems = config.validate().err().unwrap_or_default();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems[0].contains("`https://x.example.com`"),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.starts_with("ops.dashboard_hosts"))
+        );
     }
 }

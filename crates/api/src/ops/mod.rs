@@ -80,6 +80,8 @@ struct Inner {
     /// Whether a background recomputation is running.
     refreshing: std::sync::atomic::AtomicBool,
     alerts: Mutex<Vec<ActiveAlert>>,
+    /// The dashboard's signed-in sessions.
+    sessions: crate::dashboard::session::Sessions,
 }
 
 impl Ops {
@@ -94,6 +96,7 @@ impl Ops {
                 latest: tokio::sync::Mutex::new(None),
                 refreshing: std::sync::atomic::AtomicBool::new(false),
                 alerts: Mutex::new(Vec::new()),
+                sessions: crate::dashboard::session::Sessions::default(),
             }),
         }
     }
@@ -106,6 +109,11 @@ impl Ops {
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The dashboard's signed-in sessions.
+    pub fn sessions(&self) -> &crate::dashboard::session::Sessions {
+        &self.inner.sessions
     }
 
     /// The event-log follower (returns, payments, cycle times).

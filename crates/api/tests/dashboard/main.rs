@@ -1,6 +1,7 @@
 //! The dashboard in headless Chromium: during an ERP outage the health page lists the stuck
 //! orders ranked by value, clicking one opens its trace, and retrying a failed booking from
-//! the page makes it succeed. Needs `scripts/setup/browser.sh` (Debian chromium and
+//! the page makes it succeed, all under the dashboard's Content-Security-Policy; hostile
+//! sign-in links run no script. Needs `scripts/setup/browser.sh` (Debian chromium and
 //! playwright-core); fails with that instruction when they are missing.
 //!
 //! Screenshots go to `target/artifacts/dashboard/`.
@@ -169,5 +170,15 @@ async fn operators_find_rank_trace_and_fix_stuck_orders_in_the_browser() {
             .any(|a| a.entry.action == "dlq.retry" && a.entry.actor.starts_with("ops-team")),
         "the retry from the page is audited under the signed-in key"
     );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sign_in_links_run_no_script_in_the_browser() {
+    let playwright = browser_tools();
+    let mut settings = quick_settings();
+    settings.config.dashboard_access = DashboardAccess::ApiKey;
+    let hub = Hub::start("browser-xss", Arc::new(SystemClock), settings, false).await;
+    run_script(&hub, &playwright, "xss", &[]);
     hub.stop().await;
 }

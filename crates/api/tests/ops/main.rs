@@ -2,6 +2,7 @@
 //! telemetry, against a real engine on a fresh SQLite store.
 
 mod alerts;
+mod dashboard_security;
 mod exceptions;
 mod harness;
 mod health;
