@@ -33,7 +33,14 @@ pub struct App {
 
 /// The router of one listener.
 pub fn router(app: App) -> axum::Router {
-    axum::Router::new().fallback(entry).with_state(app)
+    let shared = app.shared.clone();
+    axum::Router::new()
+        .fallback(entry)
+        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(
+            shared,
+            crate::persist::durable_answers,
+        ))
 }
 
 fn to_response(reply: Reply) -> Response {

@@ -4,11 +4,17 @@
 //! replay-id steps), access and refresh tokens, JWT keys added at run time, API usage and the
 //! clock offset — is kept in `<data dir>/org.json` and restored at start.
 //!
+//! Durable answers: an answer (REST, OAuth, admin) and a Pub/Sub delivery leave only once the
+//! org they reflect is on disk ([`Persister::wait_durable`], [`durable_answers`]), so a killed
+//! simulator never forgets a record, an id or an event it told anyone about. Group commit: one
+//! write at a time; every answer that comes to wait during a write is covered by the next one.
+//!
 //! [`Persister::save_if_changed`] clones a [`Snapshot`] under the locks (one at a time, never
 //! nested), then encodes and writes it without them. Writes are atomic: a temporary file is
 //! written and fsynced, renamed over `org.json`, then the folder is fsynced, so a crash leaves
-//! either the previous or the new state, never a torn file. [`run`] saves every
-//! [`SAVE_INTERVAL`] when something changed; the simulator also saves on shutdown.
+//! either the previous or the new state, never a torn file. [`run`] saves whenever an answer
+//! waits and every [`SAVE_INTERVAL`] when something changed; the simulator also saves on
+//! shutdown.
 //!
 //! Not kept: open query cursors (their locators answer `INVALID_QUERY_LOCATOR` after a restart),
 //! fault knobs and the listeners' ports (both come from the configuration).
@@ -19,10 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cdc::{EventsSnapshot, StoredEvent};
@@ -43,8 +51,8 @@ pub const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Version of the file layout; files of other versions are refused.
 const FORMAT: u32 = 1;
 
-/// How far record numbers and auto-numbers skip ahead after an unclean stop: records created
-/// after the last save are lost, and their ids and numbers must not name new records.
+/// How far record numbers and auto-numbers skip ahead after an unclean stop: changes made after
+/// the last save were never acknowledged, but their ids and numbers must not name new records.
 const ID_SKIP: u64 = 100_000;
 
 /// How far replay ids skip ahead after an unclean stop, so a replay id handed out after the
@@ -580,6 +588,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
 
 type Fingerprint = ((u64, u64), u64, (u64, u64, u64, u64, u64), i64);
 
+/// What answers wait for: moves whenever records, events or sessions change (each part only
+/// grows, so their sum does too).
+fn durable_mark(shared: &Shared) -> u64 {
+    let (records, events) = lock(&shared.org).revision();
+    let auth = lock(&shared.auth).revision;
+    records.wrapping_add(events).wrapping_add(auth)
+}
+
 fn fingerprint(shared: &Shared) -> Fingerprint {
     let org = lock(&shared.org).revision();
     let auth = lock(&shared.auth).revision;
@@ -594,6 +610,12 @@ pub struct Persister {
     /// What the file holds (state and clean flag); also serializes writers (the periodic
     /// saver and shutdown).
     saved: Mutex<Option<(Fingerprint, bool)>>,
+    /// The newest [`durable_mark`] known to be on disk.
+    durable: watch::Sender<u64>,
+    /// The newest mark an answer waits for (the saver's demand).
+    wanted: watch::Sender<u64>,
+    /// Cancelled when [`run`] ends: waiting answers are refused, never sent unsaved.
+    stopped: CancellationToken,
 }
 
 impl Persister {
@@ -603,6 +625,27 @@ impl Persister {
             path: dir.join(FILE_NAME),
             configured_max: config.daily_api_limit,
             saved: Mutex::new(None),
+            durable: watch::Sender::new(0),
+            wanted: watch::Sender::new(0),
+            stopped: CancellationToken::new(),
+        }
+    }
+
+    /// Waits until the org as it is now is on disk. `false` when the saver stopped first: the
+    /// caller must not acknowledge anything then.
+    pub async fn wait_durable(&self, shared: &Shared) -> bool {
+        let mark = durable_mark(shared);
+        if *self.durable.borrow() >= mark {
+            return true;
+        }
+        if self.stopped.is_cancelled() {
+            return false;
+        }
+        raise(&self.wanted, mark);
+        let mut durable = self.durable.subscribe();
+        tokio::select! {
+            reached = durable.wait_for(|d| *d >= mark) => reached.is_ok(),
+            () = self.stopped.cancelled() => *self.durable.borrow() >= mark,
         }
     }
 
@@ -644,14 +687,17 @@ impl Persister {
     pub fn save_if_changed(&self, shared: &Shared, clean: bool) -> Result<bool, PersistError> {
         let mut saved = lock(&self.saved);
         // Taken before the snapshot: a change racing with it makes the next call write again.
+        let mark = durable_mark(shared);
         let now = fingerprint(shared);
         if *saved == Some((now, clean)) {
+            raise(&self.durable, mark);
             return Ok(false);
         }
         let snap = Snapshot::take(shared);
         let bytes = encode(&snap, self.configured_max, clean)?;
         write_atomic(&self.path, &bytes)?;
         *saved = Some((now, clean));
+        raise(&self.durable, mark);
         Ok(true)
     }
 
@@ -671,22 +717,68 @@ impl Persister {
     }
 }
 
-/// Saves every [`SAVE_INTERVAL`] when the org changed, until `stop` (no final save: the
-/// simulator's shutdown does that, a crash does not).
+/// Moves a watched mark up to `mark` (never down).
+fn raise(sender: &watch::Sender<u64>, mark: u64) {
+    sender.send_if_modified(|current| {
+        let more = mark > *current;
+        if more {
+            *current = mark;
+        }
+        more
+    });
+}
+
+/// Saves whenever an answer waits for a save and every [`SAVE_INTERVAL`] when the org changed,
+/// until `stop` (no final save: the simulator's shutdown does that, a crash does not). A failed
+/// save is retried; the waiting answers keep waiting meanwhile.
 pub async fn run(persister: Arc<Persister>, shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(SAVE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut wanted = persister.wanted.subscribe();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            _ = tick.tick() => {
-                if let Err(error) = persister.save(&shared, false).await {
-                    tracing::error!(%error, "Could not save the simulated org");
-                }
+            changed = wanted.changed() => if changed.is_err() { break },
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = persister.save(&shared, false).await {
+            tracing::error!(%error, "Could not save the simulated org");
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(RETRY_AFTER_FAILED_SAVE) => {}
             }
         }
     }
+    persister.stopped.cancel();
+}
+
+/// Pause before saving again after a failed save.
+const RETRY_AFTER_FAILED_SAVE: Duration = Duration::from_millis(200);
+
+/// Middleware of the REST listeners: with a data folder, an answer leaves only once the org it
+/// reflects is saved; `503 SERVER_UNAVAILABLE` when the simulator stops before that.
+pub async fn durable_answers(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    let Some(persister) = &shared.persister else {
+        return response;
+    };
+    if persister.wait_durable(&shared).await {
+        return response;
+    }
+    let body = serde_json::json!([{
+        "errorCode": "SERVER_UNAVAILABLE",
+        "message": "The server is shutting down. Please try again.",
+    }]);
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

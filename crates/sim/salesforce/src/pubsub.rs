@@ -409,6 +409,12 @@ async fn run_subscription(
                     rpc_id: rpc.clone(),
                     pending_num_requested: i32::try_from(outstanding).unwrap_or(0),
                 };
+                // Events (and replay ids) go out only once they are saved.
+                if let Some(p) = &shared.persister
+                    && !p.wait_durable(&shared).await
+                {
+                    return;
+                }
                 if tx.send(Ok(resp)).await.is_err() {
                     return;
                 }
@@ -443,6 +449,12 @@ async fn run_subscription(
                     rpc_id: rpc.clone(),
                     pending_num_requested: i32::try_from(outstanding).unwrap_or(0),
                 };
+                // Events (and replay ids) go out only once they are saved.
+                if let Some(p) = &shared.persister
+                    && !p.wait_durable(&shared).await
+                {
+                    return;
+                }
                 if tx.send(Ok(resp)).await.is_err() {
                     return;
                 }

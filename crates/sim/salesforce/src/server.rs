@@ -118,7 +118,7 @@ impl Simulator {
             Some(r) => {
                 if !r.clean {
                     tracing::warn!(
-                        "The simulator did not stop cleanly: changes after its last save are lost; ids, numbers and replay ids skip ahead"
+                        "The simulator did not stop cleanly: ids, numbers and replay ids skip ahead (every acknowledged change was saved)"
                     );
                 }
                 (r.org, r.auth, r.usage, r.clock)
@@ -158,6 +158,7 @@ impl Simulator {
             base_url: base_url.clone(),
             org_id18,
             user_id18,
+            persister: persister.clone(),
             config,
         });
         if let Some(p) = &persister {

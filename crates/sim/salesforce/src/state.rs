@@ -156,6 +156,8 @@ pub struct Shared {
     pub org_id18: String,
     /// Integration user id, 18 chars.
     pub user_id18: String,
+    /// Saves the org, with a data folder: answers wait for it ([`crate::persist`]).
+    pub persister: Option<std::sync::Arc<crate::persist::Persister>>,
 }
 
 impl Shared {

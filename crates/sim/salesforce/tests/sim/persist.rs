@@ -1,8 +1,7 @@
 //! Resumable runs: a simulator restarted on the same data folder — after a graceful stop or a
-//! crash after a periodic save — continues with the same org, ids, tokens, CA and events.
+//! crash at any moment — continues with the same org, ids, tokens, CA and events.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crossdock_sim_salesforce::Config;
 use crossdock_sim_salesforce::proto::{FetchRequest, TopicRequest};
@@ -274,56 +273,48 @@ async fn a_restarted_simulator_continues_where_it_stopped() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn a_crash_after_a_periodic_save_resumes_from_that_save() {
+/// An answer leaves only once the org it reflects is saved: a crash right after the last
+/// answer, long before any periodic save, keeps every record created, with its id, and the
+/// restarted simulator never hands out an id or replay id it gave before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_an_answer_loses_nothing_it_acknowledged() {
     let dir = data_dir("crash");
-    let sim = Sim::with(config(&dir)).await;
-    let account = sim.create("Account", json!({"Name": "Saved Co"})).await;
-    let id15 = account[..15].to_string();
-    // Wait for the periodic save (every 2 s) that holds the account.
-    let mut waited = Duration::ZERO;
-    while !std::fs::read_to_string(dir.join("org.json"))
-        .unwrap_or_default()
-        .contains(&id15)
-    {
-        assert!(
-            waited < Duration::from_secs(15),
-            "no periodic save within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += Duration::from_millis(50);
+    let sim = std::sync::Arc::new(Sim::with(config(&dir)).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let sim = sim.clone();
+        tasks.spawn(async move {
+            let name = format!("Kept Co {n}");
+            let id = sim.create("Account", json!({ "Name": name })).await;
+            (id, name)
+        });
+    }
+    let mut created = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        created.push(joined.expect("create task"));
     }
     let token = sim.token.clone();
-    // Written after that save: lost unless another periodic save caught it.
-    let lost = sim.create("Account", json!({"Name": "Lost Co"})).await;
     let latest_before_crash = sim.handle.state().latest_replay_id();
+    // A crash: no final save, and no periodic save since the records were created.
+    let sim = std::sync::Arc::into_inner(sim).expect("every task finished");
     drop(sim);
-    // Let a save that was already running finish before looking at the file.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let file = state_file(&dir);
     assert_eq!(file["clean"], json!(false), "no graceful stop");
-    let lost_saved = file["objects"]["Account"]["records"]
-        .get(&lost[..15])
-        .is_some();
 
     let mut sim = Sim::with(config(&dir)).await;
     assert!(sim.handle.restored());
     sim.token = token;
-    let saved = sim.get(&format!("sobjects/Account/{account}")).await;
-    assert_eq!(
-        saved.status, 200,
-        "a token from before the crash still works"
-    );
-    assert_eq!(saved.body["Name"], json!("Saved Co"));
-    let lost_read = sim.get(&format!("sobjects/Account/{lost}")).await;
-    if lost_saved {
-        assert_eq!(lost_read.status, 200);
-    } else {
-        assert_eq!(lost_read.error_code(), Some("NOT_FOUND"));
+    for (id, name) in &created {
+        let saved = sim.get(&format!("sobjects/Account/{id}")).await;
+        assert_eq!(saved.status, 200, "{name} was acknowledged: {}", saved.text);
+        assert_eq!(saved.body["Name"], json!(name));
     }
     // Ids and replay ids handed out before the crash never name anything new.
     let again = sim.create("Account", json!({"Name": "After Co"})).await;
-    assert!(again[..15] > lost[..15], "{again} after {lost}");
+    assert!(
+        created.iter().all(|(id, _)| again[..15] > id[..15]),
+        "{again} is not newer than every id before the crash"
+    );
     assert!(sim.handle.state().latest_replay_id() > latest_before_crash);
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
