@@ -1,5 +1,6 @@
 //! `crossdock`: the integration hub binary. This is the composition root: it parses the
 //! command line and wires concrete stores, connectors and servers together.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;

@@ -238,8 +238,7 @@ fn print_writer(writer: &crossdock_store::WriterStats, steps: u64, elapsed: Dura
     println!(
         "store writer: {} group commits carrying {} requests ({:.1} per commit, {:.2} per step); \
          {} failed ({} batches run again); busy {:.0}% of the run, {:.0}% committing (log \
-         write, and fsync where not handed off); {:.0} µs per step; log syncs beside the \
-         writer {:.0}% of the run",
+         write and fsync); {:.0} µs per step",
         writer.commits,
         writer.requests,
         writer.requests as f64 / writer.commits.max(1) as f64,
@@ -249,7 +248,6 @@ fn print_writer(writer: &crossdock_store::WriterStats, steps: u64, elapsed: Dura
         share(writer.busy),
         share(writer.committing),
         writer.busy.as_secs_f64() * 1e6 / steps.max(1) as f64,
-        share(writer.syncing),
     );
 }
 

@@ -12,6 +12,7 @@
 //! per-client rate limits, object-level limits (404 outside them), body size limits, strict
 //! JSON, an audit record per write ([`audit`]), secrets redacted everywhere ([`redact`]).
 //! Every error is an RFC 9457 problem ([`problem::Problem`]) carrying the correlation id.
+#![forbid(unsafe_code)]
 
 // `Problem` is the error of every handler and extractor; it is built once per refused request,
 // so its size (a few strings and a map) is not worth boxing.

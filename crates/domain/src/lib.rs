@@ -8,6 +8,7 @@
 //!
 //! No I/O, no clock, no randomness: time comes in as data on commands. This crate depends on
 //! no async runtime or database, so the compiler keeps it pure.
+#![forbid(unsafe_code)]
 
 pub mod account;
 pub mod catalog;

@@ -13,6 +13,7 @@
 //! - [`loopback`]: zero-latency in-process downstreams for benchmarks and tests.
 //!
 //! Time and randomness come through the `Clock` and `Rng` ports.
+#![forbid(unsafe_code)]
 
 pub mod apply;
 pub mod bus;

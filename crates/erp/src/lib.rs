@@ -1,4 +1,5 @@
 //! ERP adapters.
+#![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

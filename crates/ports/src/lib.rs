@@ -8,6 +8,7 @@
 //! - [`clock`], [`rng`]: time and randomness, replaceable in tests.
 //!
 //! This crate depends only on the domain, so connectors build without the store or engine.
+#![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod erp;

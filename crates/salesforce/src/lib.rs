@@ -20,6 +20,7 @@
 //!
 //! Build an [`Adapter`] with [`Adapter::build`], and a [`pubsub::Subscriber`] with
 //! [`pubsub::Subscriber::build`] on top of it.
+#![forbid(unsafe_code)]
 
 pub mod adapter;
 pub mod auth;

@@ -13,6 +13,7 @@
 //!
 //! Open a store with [`open`]. Both backends keep times to the microsecond; `recorded_at`
 //! and `created_at` come from the database's clock, every other time from the caller.
+#![forbid(unsafe_code)]
 
 mod codec;
 #[cfg(any(test, feature = "conformance"))]
@@ -61,12 +62,8 @@ pub struct WriterStats {
     pub reruns: u64,
     /// Time spent running requests and committing them.
     pub busy: std::time::Duration,
-    /// Of `busy`, the time spent committing (writing the log, and waiting for the disk
-    /// where the commit syncs in place).
+    /// Of `busy`, the time spent committing (writing the log and waiting for the disk).
     pub committing: std::time::Duration,
-    /// Time spent syncing the log beside the writer, for commits that left their sync to
-    /// the reply thread (not part of `busy`: the writer goes on meanwhile).
-    pub syncing: std::time::Duration,
 }
 
 impl WriterStats {
@@ -80,7 +77,6 @@ impl WriterStats {
             reruns: self.reruns.saturating_sub(earlier.reruns),
             busy: self.busy.saturating_sub(earlier.busy),
             committing: self.committing.saturating_sub(earlier.committing),
-            syncing: self.syncing.saturating_sub(earlier.syncing),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! readiness polling (no fixed sleeps), SIGKILL, and log capture.
 //!
 //! Set `TEST_KEEP=1` to keep temp dirs (store files, logs) after a test.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

@@ -14,6 +14,7 @@
 //!   start on the same directory resumes where the last run was.
 //!
 //! The API reference is the crate README.
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod clock;

@@ -10,6 +10,7 @@
 //! Modules: [`meta`] declares every object; [`store`] holds records and runs DML; [`soql`]
 //! parses and runs queries; [`rest`] and [`auth`] serve HTTP; [`cdc`] and [`pubsub`] produce
 //! and deliver events; [`admin`] is the `/__sim/` API; [`persist`] saves and restores the org.
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;

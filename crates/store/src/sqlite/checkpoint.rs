@@ -30,7 +30,7 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     /// Starts checkpointing the database at `path`.
     pub(crate) fn start(path: &Path) -> Result<Self> {
-        let conn = connect::plain_writer(path)?;
+        let conn = connect::writer(path)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

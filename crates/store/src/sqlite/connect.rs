@@ -15,35 +15,19 @@ fn db(e: rusqlite::Error) -> Error {
 }
 
 /// The store's write connection: WAL, `synchronous=FULL` (a commit is on disk when it
-/// returns), foreign keys on, an 8 MiB page cache and a larger statement cache. Its WAL
-/// writes go through [`crossdock_sqlite_vfs`], which hands each commit's frames to the file
-/// system in a few write calls (up to 124 KiB each) instead of two per page (same durability: the sync writes the
-/// buffer first).
+/// returns, and only then visible to the read connections), foreign keys on, an 8 MiB page
+/// cache and a larger statement cache.
 ///
 /// The page cache is kept moderate on purpose: a B-tree split briefly renumbers a page to
 /// the lock-byte page (page 262,145 with 4 KiB pages), and a commit after that scans the
 /// cache's whole hash table, whose size follows the cache size. With 64 MiB that scan was
 /// about 7% of the writer's time; the pages it would keep are in the OS cache anyway.
 pub(crate) fn writer(path: &Path) -> Result<Connection> {
-    let vfs = crossdock_sqlite_vfs::register().map_err(Error::Database)?;
-    open_writer(path, Some(vfs))
-}
-
-/// A write connection with the settings of [`writer`] on SQLite's default VFS (the
-/// checkpoint thread, and the benchmark's baseline, which measures SQLite as shipped).
-pub(crate) fn plain_writer(path: &Path) -> Result<Connection> {
-    open_writer(path, None)
-}
-
-fn open_writer(path: &Path, vfs: Option<&str>) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match vfs {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
-        None => Connection::open_with_flags(path, flags),
-    }
-    .map_err(|e| Error::Database(format!("cannot open {}: {e}", path.display())))?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))

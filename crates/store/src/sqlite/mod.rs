@@ -17,7 +17,6 @@ mod checkpoint;
 mod connect;
 mod dead;
 mod decision;
-mod durability;
 mod files;
 mod kv;
 mod migrate;
@@ -88,7 +87,7 @@ impl SqliteStore {
         let (conn, sequences, checkpointer) = conn;
         let writer = Writer::start(conn, sequences, writer::WAL_LIMIT)?;
         Ok(Self {
-            readers: Readers::new(path.clone(), DEFAULT_READERS, writer.durability()),
+            readers: Readers::new(path.clone(), DEFAULT_READERS),
             writer,
             checkpointer: std::sync::Mutex::new(checkpointer),
             path,
@@ -526,7 +525,7 @@ pub fn baseline_commit_rate(dir: &Path, n: usize) -> Result<f64> {
     let result = (|| {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Database(format!("cannot create {}: {e}", dir.display())))?;
-        let conn = connect::plain_writer(&path)?;
+        let conn = connect::writer(&path)?;
         conn.execute_batch("CREATE TABLE baseline (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
             .map_err(rows::db)?;
         let mut insert = conn

@@ -1,15 +1,13 @@
 //! Read-only connections. WAL lets readers run beside the writer, each on a snapshot of the
 //! last commit; queries run on the blocking thread pool so the async runtime never waits on
-//! SQLite. A read returns only once the commits it could have seen are durable (see
-//! [`super::durability`]).
+//! SQLite. A commit becomes visible to them once it is durable (see [`super::writer`]).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
-use super::durability::Durability;
 use crate::error::{Error, Result};
 
 /// A small pool of read-only connections.
@@ -20,18 +18,15 @@ pub(crate) struct Readers {
     idle: Mutex<Vec<Connection>>,
     // Bounds concurrent reads to the pool size; closed when the store closes.
     permits: Semaphore,
-    // A read returns once every commit it could have seen is durable.
-    durability: Arc<Durability>,
 }
 
 impl Readers {
     /// A pool of at most `size` connections to `path`, opened lazily.
-    pub(crate) fn new(path: PathBuf, size: usize, durability: Arc<Durability>) -> Self {
+    pub(crate) fn new(path: PathBuf, size: usize) -> Self {
         Self {
             path,
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Semaphore::new(size.max(1)),
-            durability,
         }
     }
 
@@ -60,8 +55,6 @@ impl Readers {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
-        // The read may have seen commits whose log sync is still running.
-        self.durability.settled().await?;
         result
     }
 
