@@ -325,6 +325,15 @@ impl Config {
         if let Err(errors) = self.ops.validate() {
             problems.extend(errors);
         }
+        if self.ops.dashboard_access == crossdock_api::ops::config::DashboardAccess::Open
+            && let Ok(address) = self.hub.listen.parse::<std::net::SocketAddr>()
+            && !address.ip().is_loopback()
+        {
+            problems.push(format!(
+                "ops.dashboard_access = \"open\" needs a loopback hub.listen (127.0.0.1 or [::1]), not `{}`: anyone who reaches that address could act on the dashboard; use dashboard_access = \"api_key\" or listen on a loopback address",
+                self.hub.listen
+            ));
+        }
         if let Some(telemetry) = &self.telemetry
             && let Err(errors) = telemetry.validate()
         {
@@ -468,6 +477,35 @@ mod tests {
         let problems = config.check();
         assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(problems[0].contains("hub.listen"));
+    }
+
+    #[test]
+    fn an_open_dashboard_is_refused_on_a_non_loopback_address() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "10.0.0.5:8080"] {
+            let text =
+                format!("[hub]\nlisten = \"{listen}\"\n[ops]\ndashboard_access = \"open\"\n");
+            let problems = Config::parse(&text, Vec::new()).unwrap().check();
+            assert_eq!(problems.len(), 1, "{problems:#?}");
+            assert!(
+                problems[0]
+                    .starts_with("ops.dashboard_access = \"open\" needs a loopback hub.listen")
+                    && problems[0].contains(&format!("`{listen}`")),
+                "{problems:#?}"
+            );
+            let signed_in = text.replace("\"open\"", "\"api_key\"");
+            assert!(
+                Config::parse(&signed_in, Vec::new())
+                    .unwrap()
+                    .check()
+                    .is_empty()
+            );
+        }
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let text =
+                format!("[hub]\nlisten = \"{listen}\"\n[ops]\ndashboard_access = \"open\"\n");
+            let problems = Config::parse(&text, Vec::new()).unwrap().check();
+            assert!(problems.is_empty(), "{listen}: {problems:#?}");
+        }
     }
 
     #[test]
