@@ -107,6 +107,9 @@ pub struct Config {
     pub jwt_keys: Vec<String>,
     /// Fault knobs at start.
     pub faults: Faults,
+    /// How long the REST listener waits for a request's headers, or for the next part of its
+    /// body, before it gives up on the connection, milliseconds.
+    pub read_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -127,6 +130,7 @@ impl Default for Config {
             credentials: Credentials::default(),
             jwt_keys: Vec::new(),
             faults: Faults::default(),
+            read_timeout_ms: 30_000,
         }
     }
 }

@@ -82,15 +82,65 @@ fn versions(shared: &Shared) -> Reply {
     Reply::json(200, &serde_json::Value::Array(list))
 }
 
+/// Why a request body could not be read.
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Broken,
+}
+
+/// Reads a whole body, at most [`MAX_BODY`] bytes, waiting at most `idle` for each part of it:
+/// a body shorter than its `Content-Length` ends in [`BodyError::TimedOut`] instead of holding
+/// the connection forever.
+async fn read_body(body: Body, idle: Duration) -> Result<Vec<u8>, BodyError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > MAX_BODY {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+}
+
 async fn entry(State(app): State<App>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => {
+    let idle = Duration::from_millis(app.shared.config.read_timeout_ms.max(1));
+    let bytes = match read_body(body, idle).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
             return to_response(Reply::error(
                 413,
                 "REQUEST_ENTITY_TOO_LARGE",
-                "Request body is too large or could not be read",
+                &format!("Request body is larger than {MAX_BODY} bytes"),
+                None,
+            ));
+        }
+        Err(BodyError::TimedOut) => {
+            return to_response(
+                Reply::error(
+                    408,
+                    "REQUEST_TIMEOUT",
+                    "The request body was not received in time",
+                    None,
+                )
+                .with_header("Connection", "close".into()),
+            );
+        }
+        Err(BodyError::Broken) => {
+            return to_response(Reply::error(
+                400,
+                "JSON_PARSER_ERROR",
+                "The request body could not be read",
                 None,
             ));
         }
@@ -297,6 +347,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let read_timeout = Duration::from_millis(app.shared.config.read_timeout_ms.max(1));
     let router = router(app);
     loop {
         let accepted = tokio::select! {
@@ -313,8 +364,13 @@ pub async fn serve(
         let stop = shutdown.clone();
         tracker.spawn(async move {
             let service = hyper_util::service::TowerToHyperService::new(router);
-            let builder =
+            let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            // Headers that trickle in slower than the read timeout close the connection.
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(read_timeout);
             let served = async {
                 match tls {
                     Some(acceptor) => {

@@ -113,6 +113,149 @@ fn not_found() -> Reply {
     )
 }
 
+/// The 15-character id when `raw` is a well-formed id of object `obj`.
+fn own_id(txn: &Txn<'_>, obj: usize, raw: &str) -> Option<String> {
+    let prefix = &txn.org.meta.objects[obj].key_prefix;
+    ids::parse(raw).filter(|i| i.starts_with(prefix.as_str()))
+}
+
+/// Jackson's name of a JSON value's first token, as REST's parser errors show it.
+fn json_token(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "VALUE_NULL",
+        Json::Bool(true) => "VALUE_TRUE",
+        Json::Bool(false) => "VALUE_FALSE",
+        Json::Number(n) if n.is_f64() => "VALUE_NUMBER_FLOAT",
+        Json::Number(_) => "VALUE_NUMBER_INT",
+        Json::String(_) => "VALUE_STRING",
+        Json::Array(_) => "START_ARRAY",
+        Json::Object(_) => "START_OBJECT",
+    }
+}
+
+/// Line and column (1-based) just after the value of top-level key `key` in a JSON object's
+/// text, where REST's parser reports a value it cannot deserialize.
+fn value_end(raw: &[u8], key: &str) -> (usize, usize) {
+    let text = String::from_utf8_lossy(raw);
+    let chars: Vec<char> = text.chars().collect();
+    let (mut line, mut col) = (1, 1);
+    let mut i = 0;
+    let mut depth = 0usize;
+    let mut expect_key = false;
+    let mut last_key: Option<String> = None;
+    let advance = |c: char, line: &mut usize, col: &mut usize| {
+        if c == '\n' {
+            *line += 1;
+            *col = 1;
+        } else {
+            *col += 1;
+        }
+    };
+    let mut value_start: Option<usize> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            let mut j = i + 1;
+            let mut s = String::new();
+            while j < chars.len() && chars[j] != '"' {
+                if chars[j] == '\\' {
+                    j += 1;
+                }
+                if let Some(ch) = chars.get(j) {
+                    s.push(*ch);
+                }
+                j += 1;
+            }
+            for ch in &chars[i..(j + 1).min(chars.len())] {
+                advance(*ch, &mut line, &mut col);
+            }
+            i = j + 1;
+            if depth == 1 && expect_key {
+                last_key = Some(s);
+                expect_key = false;
+                continue;
+            }
+            if depth == 1 && value_start.is_some() {
+                return (line, col);
+            }
+            continue;
+        }
+        match c {
+            '{' | '[' => {
+                depth += 1;
+                if depth == 1 {
+                    expect_key = true;
+                }
+            }
+            '}' | ']' => {
+                if depth == 2 && value_start.is_some() {
+                    advance(c, &mut line, &mut col);
+                    return (line, col);
+                }
+                depth = depth.saturating_sub(1);
+            }
+            ',' if depth == 1 => expect_key = true,
+            ':' if depth == 1
+                && last_key
+                    .as_deref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(key)) =>
+            {
+                value_start = Some(i);
+            }
+            c if depth == 1
+                && value_start.is_some()
+                && !c.is_whitespace()
+                && chars
+                    .get(i + 1)
+                    .is_none_or(|n| n.is_whitespace() || matches!(n, ',' | '}')) =>
+            {
+                advance(c, &mut line, &mut col);
+                return (line, col);
+            }
+            _ => {}
+        }
+        advance(c, &mut line, &mut col);
+        i += 1;
+    }
+    (line, col)
+}
+
+/// REST reports a value of the wrong JSON type in a record body as the JSON parser's error
+/// (400 `JSON_PARSER_ERROR`); other DML errors keep their codes.
+fn write_reply(
+    txn: &Txn<'_>,
+    obj: usize,
+    body: &Map<String, Json>,
+    raw: &[u8],
+    e: &DmlError,
+) -> Reply {
+    if e.code != "INVALID_TYPE_ON_FIELD_IN_RECORD" {
+        return dml_reply(e);
+    }
+    let def = &txn.org.meta.objects[obj];
+    let field = e.fields.first().map(String::as_str).unwrap_or_default();
+    let Some((key, value)) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case(field)) else {
+        return dml_reply(e);
+    };
+    let ty = def.field(field).map_or("string", |f| f.ty.name());
+    let shown = match value {
+        Json::String(s) => s.clone(),
+        Json::Array(_) => "[".into(),
+        Json::Object(_) => "{".into(),
+        other => other.to_string(),
+    };
+    let (line, col) = value_end(raw, key);
+    Reply::error(
+        400,
+        "JSON_PARSER_ERROR",
+        &format!(
+            "Cannot deserialize instance of {ty} from {} value {shown} or request may be missing a required field at [line:{line}, column:{col}]",
+            json_token(value)
+        ),
+        None,
+    )
+}
+
 fn method_not_allowed(method: &str, allowed: &str) -> Reply {
     Reply::error(
         405,
@@ -335,7 +478,7 @@ fn sobjects(shared: &Shared, txn: &mut Txn<'_>, call: &Call, t: &str, rest: &[&s
                             "Location",
                             format!("/services/data/v{v}/sobjects/{name}/{id}"),
                         ),
-                    Err(e) => dml_reply(&e),
+                    Err(e) => write_reply(txn, obj, &body, &call.body, &e),
                 }
             }
             _ => method_not_allowed(m, "GET,POST"),
@@ -350,6 +493,9 @@ fn sobjects(shared: &Shared, txn: &mut Txn<'_>, call: &Call, t: &str, rest: &[&s
         [id] => match m {
             "GET" => read(txn, call, obj, id),
             "PATCH" => {
+                if own_id(txn, obj, id).is_none() {
+                    return not_found();
+                }
                 let body = match parse_object(&call.body) {
                     Ok(b) => b,
                     Err(r) => return r,
@@ -359,10 +505,13 @@ fn sobjects(shared: &Shared, txn: &mut Txn<'_>, call: &Call, t: &str, rest: &[&s
                 }
                 match txn.update(obj, id, &body) {
                     Ok(_) => Reply::empty(204),
-                    Err(e) => dml_reply(&e),
+                    Err(e) => write_reply(txn, obj, &body, &call.body, &e),
                 }
             }
             "DELETE" => {
+                if own_id(txn, obj, id).is_none() {
+                    return not_found();
+                }
                 if lock_row_fault(shared) {
                     return dml_reply(&lock_row_error());
                 }
@@ -381,7 +530,7 @@ fn sobjects(shared: &Shared, txn: &mut Txn<'_>, call: &Call, t: &str, rest: &[&s
                         201,
                         &json!({"id": id, "success": true, "errors": [], "created": true}),
                     ),
-                    Err(e) => dml_reply(&e),
+                    Err(e) => write_reply(txn, obj, &body, &call.body, &e),
                 }
             }
             _ => method_not_allowed(m, "GET,PATCH,DELETE"),
@@ -436,13 +585,9 @@ fn publish_event(shared: &Shared, txn: &mut Txn<'_>, call: &Call, obj: usize) ->
 
 fn read(txn: &Txn<'_>, call: &Call, obj: usize, raw_id: &str) -> Reply {
     let def = &txn.org.meta.objects[obj];
-    let Some(id15) = ids::parse(raw_id).filter(|i| i.starts_with(&def.key_prefix)) else {
-        return Reply::error(
-            400,
-            "MALFORMED_ID",
-            &format!("{} ID: id value of incorrect type: {raw_id}", def.label),
-            Some(&["Id".to_string()]),
-        );
+    // A path segment that is not an id of this object names no resource (REST says 404).
+    let Some(id15) = own_id(txn, obj, raw_id) else {
+        return not_found();
     };
     let fields = match param(&call.query, "fields") {
         Some(f) => match field_list(txn, obj, f) {
@@ -1159,6 +1304,26 @@ fn composite(shared: &Shared, txn: &mut Txn<'_>, call: &Call) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parser_errors_point_just_after_the_offending_value() {
+        assert_eq!(value_end(br#"{"Amount":"abc"}"#, "Amount"), (1, 16));
+        assert_eq!(
+            value_end(
+                br#"{"Name": "x", "Credit_Limit__c": true}"#,
+                "credit_limit__c"
+            ),
+            (1, 38)
+        );
+        assert_eq!(
+            value_end(
+                b"{\n  \"Name\": \"x\",\n  \"Flag\": [1, {\"a\": 2}]\n}",
+                "Flag"
+            ),
+            (3, 24)
+        );
+        assert_eq!(value_end(br#"{"A": 12,"B":1}"#, "A"), (1, 9));
+    }
 
     #[test]
     fn composite_references_resolve_ids_and_indexes() {

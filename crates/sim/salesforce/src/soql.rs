@@ -261,8 +261,8 @@ enum Lit {
 
 #[derive(Debug, Clone)]
 enum Cond {
-    And(Box<Cond>, Box<Cond>),
-    Or(Box<Cond>, Box<Cond>),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
     Not(Box<Cond>),
     Cmp(Path, &'static str, Lit, usize),
     In(Path, bool, Vec<(Lit, usize)>),
@@ -292,7 +292,16 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     at: usize,
+    /// Current nesting of parentheses and `NOT` in the condition being parsed.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses and `NOT` accepted in a condition; deeper ones are refused
+/// with `MALFORMED_QUERY` instead of exhausting the stack.
+pub const MAX_NESTING: usize = 100;
+
+/// Longest query text accepted, in characters (Salesforce's limit).
+pub const MAX_QUERY_CHARS: usize = 100_000;
 
 const RESERVED: &[&str] = &[
     "select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc", "desc",
@@ -497,34 +506,61 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Cond, QueryError> {
-        let mut left = self.and()?;
+        // A chain of `OR`s (or `AND`s) is one flat list, so its length costs no stack.
+        let mut items = vec![self.and()?];
         while self.eat_kw("or") {
-            let right = self.and()?;
-            left = Cond::Or(Box::new(left), Box::new(right));
+            items.push(self.and()?);
         }
-        Ok(left)
+        Ok(if items.len() == 1 {
+            items.swap_remove(0)
+        } else {
+            Cond::Or(items)
+        })
     }
 
     fn and(&mut self) -> Result<Cond, QueryError> {
-        let mut left = self.unary()?;
+        let mut items = vec![self.unary()?];
         while self.eat_kw("and") {
-            let right = self.unary()?;
-            left = Cond::And(Box::new(left), Box::new(right));
+            items.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if items.len() == 1 {
+            items.swap_remove(0)
+        } else {
+            Cond::And(items)
+        })
+    }
+
+    /// Enters one level of nesting, refusing more than [`MAX_NESTING`].
+    fn enter(&mut self) -> Result<(), QueryError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            let t = self.peek();
+            return Err(error_at(
+                self.src,
+                t.pos,
+                "MALFORMED_QUERY",
+                &format!("conditions may be nested at most {MAX_NESTING} levels deep"),
+            ));
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Cond, QueryError> {
         if self.eat_kw("not") {
-            return Ok(Cond::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
         }
         if self.peek().tok == Tok::LParen {
+            self.enter()?;
             self.next();
             let inner = self.or()?;
             if self.peek().tok != Tok::RParen {
                 return Err(self.unexpected());
             }
             self.next();
+            self.depth -= 1;
             return Ok(inner);
         }
         let path = self.path()?;
@@ -608,8 +644,8 @@ struct Resolved {
 
 #[derive(Debug, Clone)]
 enum Filter {
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
     Not(Box<Filter>),
     Cmp(Resolved, &'static str, Value),
     In(Resolved, bool, Vec<Value>),
@@ -634,8 +670,20 @@ pub struct Plan {
 /// # Errors
 /// [`QueryError`] with Salesforce's code and message.
 pub fn compile(org: &Org, src: &str) -> Result<Plan, QueryError> {
+    if src.chars().nth(MAX_QUERY_CHARS).is_some() {
+        return Err(QueryError {
+            code: "MALFORMED_QUERY",
+            message: format!("SOQL statements cannot be longer than {MAX_QUERY_CHARS} characters."),
+        });
+    }
     let toks = lex(src)?;
-    let ast = Parser { src, toks, at: 0 }.parse()?;
+    let ast = Parser {
+        src,
+        toks,
+        at: 0,
+        depth: 0,
+    }
+    .parse()?;
     let Some(object) = org
         .meta
         .object_index(&ast.from)
@@ -797,13 +845,17 @@ fn literal_value(
 fn compile_cond(org: &Org, src: &str, object: usize, c: &Cond) -> Result<Filter, QueryError> {
     let name = |p: &Path| p.parts.join(".");
     Ok(match c {
-        Cond::And(a, b) => Filter::And(
-            Box::new(compile_cond(org, src, object, a)?),
-            Box::new(compile_cond(org, src, object, b)?),
+        Cond::And(items) => Filter::And(
+            items
+                .iter()
+                .map(|c| compile_cond(org, src, object, c))
+                .collect::<Result<_, _>>()?,
         ),
-        Cond::Or(a, b) => Filter::Or(
-            Box::new(compile_cond(org, src, object, a)?),
-            Box::new(compile_cond(org, src, object, b)?),
+        Cond::Or(items) => Filter::Or(
+            items
+                .iter()
+                .map(|c| compile_cond(org, src, object, c))
+                .collect::<Result<_, _>>()?,
         ),
         Cond::Not(a) => Filter::Not(Box::new(compile_cond(org, src, object, a)?)),
         Cond::Cmp(p, op, lit, pos) => {
@@ -900,8 +952,8 @@ fn eq(a: &Value, b: &Value) -> bool {
 
 fn eval(org: &Org, rec: &Record, f: &Filter) -> bool {
     match f {
-        Filter::And(a, b) => eval(org, rec, a) && eval(org, rec, b),
-        Filter::Or(a, b) => eval(org, rec, a) || eval(org, rec, b),
+        Filter::And(items) => items.iter().all(|f| eval(org, rec, f)),
+        Filter::Or(items) => items.iter().any(|f| eval(org, rec, f)),
         Filter::Not(a) => !eval(org, rec, a),
         Filter::Cmp(r, op, lit) => {
             let v = fetch(org, rec, r).unwrap_or(&Value::Null);

@@ -12,6 +12,7 @@ mod pubsub;
 mod query;
 mod real_clients;
 mod rest;
+mod robust;
 mod users;
 
 use std::time::Duration;

@@ -42,10 +42,7 @@ async fn orders_follow_the_draft_activation_rules() {
             json!({"AccountId": account, "EffectiveDate": "26/11/2026", "Status": "Draft"}),
         )
         .await;
-    assert_eq!(
-        bad_date.error_code(),
-        Some("INVALID_TYPE_ON_FIELD_IN_RECORD")
-    );
+    assert_eq!(bad_date.error_code(), Some("JSON_PARSER_ERROR"));
 
     let order = sim
         .create("Order", json!({"AccountId": account, "EffectiveDate": "2026-11-26", "Status": "Draft", "Pricebook2Id": pb, "Hub_Order_Id__c": "H-1"}))

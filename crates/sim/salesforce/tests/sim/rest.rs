@@ -219,11 +219,11 @@ async fn bad_input_gets_the_documented_error_codes() {
         (json!({"Phone": "1"}), "REQUIRED_FIELD_MISSING"),
         (
             json!({"Name": "x", "Credit_Limit__c": true}),
-            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            "JSON_PARSER_ERROR",
         ),
         (
             json!({"Name": "x", "Credit_Limit__c": "lots"}),
-            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            "JSON_PARSER_ERROR",
         ),
         (
             json!({"Name": "x", "Customer_Tier__c": "Platinum"}),
@@ -277,13 +277,82 @@ async fn bad_input_gets_the_documented_error_codes() {
         (malformed.status, malformed.error_code()),
         (400, Some("JSON_PARSER_ERROR"))
     );
-    let bad_id = sim.get("sobjects/Account/xyz").await;
+    let wrong_type = sim
+        .send(
+            sim.http
+                .post(sim.data("sobjects/Account"))
+                .bearer_auth(&sim.token)
+                .header("content-type", "application/json")
+                .body("{\"Name\": \"x\",\n \"Credit_Limit__c\": \"lots\"}"),
+        )
+        .await;
     assert_eq!(
-        (bad_id.status, bad_id.error_code()),
-        (400, Some("MALFORMED_ID"))
+        wrong_type.body[0]["message"],
+        json!(
+            "Cannot deserialize instance of currency from VALUE_STRING value lots or request may be missing a required field at [line:2, column:27]"
+        ),
+        "{}",
+        wrong_type.text
     );
-    let wrong_object = sim.get("sobjects/Contact/001Dd0000000001AAA").await;
-    assert_eq!(wrong_object.error_code(), Some("MALFORMED_ID"));
+    let flag = sim
+        .patch(
+            "sobjects/Account/001Dd0000000001AAA",
+            json!({"Credit_Limit__c": [1]}),
+        )
+        .await;
+    assert_eq!(
+        flag.status, 404,
+        "an unknown id is looked up before the body"
+    );
+    let a_id = sim.create("Account", json!({"Name": "T"})).await;
+    let bad_update = sim
+        .patch(
+            &format!("sobjects/Account/{a_id}"),
+            json!({"Credit_Limit__c": false}),
+        )
+        .await;
+    assert_eq!(
+        (bad_update.status, bad_update.error_code()),
+        (400, Some("JSON_PARSER_ERROR")),
+        "{}",
+        bad_update.text
+    );
+    assert!(
+        bad_update.body[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("from VALUE_FALSE value false")),
+        "{}",
+        bad_update.text
+    );
+    for path in [
+        "sobjects/Account/xyz",
+        "sobjects/Contact/001Dd0000000001AAA",
+        "sobjects/Account/001Dd00000000!!AAA",
+    ] {
+        let bad_id = sim.get(path).await;
+        assert_eq!(
+            (bad_id.status, bad_id.error_code()),
+            (404, Some("NOT_FOUND")),
+            "{path}: {}",
+            bad_id.text
+        );
+        assert_eq!(
+            bad_id.body[0]["message"],
+            json!("The requested resource does not exist")
+        );
+        let r = sim.patch(path, json!({"Phone": "1"})).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (404, Some("NOT_FOUND")),
+            "{path}"
+        );
+        let r = sim.delete(path).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (404, Some("NOT_FOUND")),
+            "{path}"
+        );
+    }
 
     let a = sim
         .create(
