@@ -2,8 +2,6 @@
 //! model the store projects, the payload of state-based Salesforce write-backs, and what the
 //! API and dashboard show.
 
-mod json;
-
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +119,14 @@ pub struct OrderSummary {
 }
 
 impl OrderSummary {
+    /// The summary as compact JSON: the text the store keeps as the order's read model.
+    ///
+    /// # Errors
+    /// A time that RFC 3339 cannot write (a year outside 0–9999).
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+
     /// Fulfilment status as shown in Salesforce (e.g. `2 of 5 shipped`).
     pub fn fulfilment_status(&self) -> String {
         let ordered: u32 = self.lines.iter().map(|l| l.quantities.ordered).sum();
@@ -226,5 +232,124 @@ impl Order {
             reason,
             times: self.stage_times(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+    use time::OffsetDateTime;
+
+    use super::{InvoiceSummary, LineSummary, OrderSummary, ReturnSummary, ShipmentSummary};
+    use crate::ids::{
+        AccountId, ExternalRefs, InvoiceId, LineNo, LocationId, OrderId, RmaId, ShipmentId, Sku,
+    };
+    use crate::order::{Channel, LineQuantities, Milestone, OrderStatus, ReturnStatus, StageTimes};
+
+    fn amount(text: &str) -> Decimal {
+        text.parse().expect("an amount")
+    }
+
+    fn at(unix: i64, nanos: u32) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(unix)
+            .and_then(|t| t.replace_nanosecond(nanos))
+            .ok()
+    }
+
+    /// A summary using every kind of field: absent and present ids, amounts with and
+    /// without a scale, times with and without fractions, text JSON escapes.
+    fn summary() -> OrderSummary {
+        OrderSummary {
+            id: OrderId::new("ORD-1"),
+            refs: ExternalRefs {
+                sf_id: Some("801000000000001AAA".into()),
+                sf_number: None,
+                erp_ref: Some("SO-7".into()),
+            },
+            account: AccountId::new("ACC-9"),
+            channel: Channel::Marketplace,
+            currency: "EUR".parse().expect("a currency"),
+            status: OrderStatus::Booked,
+            total: amount("104.30"),
+            invoiced: amount("0"),
+            paid: amount("-0.01"),
+            credited: amount("7"),
+            refunded: amount("79228162514264337593543950335"),
+            lines: vec![LineSummary {
+                line: LineNo(1),
+                sku: Sku::new("SKU-1"),
+                sf_id: None,
+                unit_price: amount("52.15"),
+                quantities: LineQuantities {
+                    ordered: 2,
+                    allocated: 2,
+                    backordered: 0,
+                    picked: 1,
+                    shipped: 1,
+                    delivered: 0,
+                    invoiced: 0,
+                    returned: 0,
+                },
+            }],
+            shipments: vec![ShipmentSummary {
+                id: ShipmentId::new("SH-1"),
+                location: Some(LocationId::new("WH1")),
+                milestone: Some(Milestone::Picked),
+                carrier: None,
+                tracking: Some("1Z\\9".into()),
+                lines: vec![(LineNo(1), 1)],
+            }],
+            invoices: vec![InvoiceSummary {
+                id: InvoiceId::new("INV-1"),
+                number: "N-1".into(),
+                total: amount("52.15"),
+            }],
+            returns: vec![ReturnSummary {
+                rma: RmaId::new("RMA-1"),
+                case: ExternalRefs::default(),
+                status: ReturnStatus::Requested,
+                erp_ref: None,
+                lines: vec![(LineNo(1), 1)],
+                credit_memos: vec!["CM-1".into()],
+                credited: amount("0.00"),
+                refunded: amount("1.500"),
+                refusal: Some("said \"no\"\n\u{1}".into()),
+            }],
+            reason: None,
+            times: StageTimes {
+                captured: at(1_790_000_000, 0),
+                validated: at(1_790_000_001, 560_228_681),
+                booked: at(1_790_000_002, 500_000_000),
+                ..StageTimes::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_summary_json_has_its_fixed_shape() {
+        let expected = concat!(
+            r#"{"id":"ORD-1","refs":{"sf_id":"801000000000001AAA","erp_ref":"SO-7"},"#,
+            r#""account":"ACC-9","channel":"marketplace","currency":"EUR","status":"Booked","#,
+            r#""total":"104.30","invoiced":"0","paid":"-0.01","credited":"7","#,
+            r#""refunded":"79228162514264337593543950335","#,
+            r#""lines":[{"line":1,"sku":"SKU-1","sf_id":null,"unit_price":"52.15","#,
+            r#""quantities":{"ordered":2,"allocated":2,"backordered":0,"picked":1,"#,
+            r#""shipped":1,"delivered":0,"invoiced":0,"returned":0}}],"#,
+            r#""shipments":[{"id":"SH-1","location":"WH1","milestone":"picked","#,
+            r#""carrier":null,"tracking":"1Z\\9","lines":[[1,1]]}],"#,
+            r#""invoices":[{"id":"INV-1","number":"N-1","total":"52.15"}],"#,
+            r#""returns":[{"rma":"RMA-1","case":{},"status":"Requested","erp_ref":null,"#,
+            r#""lines":[[1,1]],"credit_memos":["CM-1"],"credited":"0.00","refunded":"1.500","#,
+            r#""refusal":"said \"no\"\n\u0001"}],"reason":null,"#,
+            r#""times":{"captured":"2026-09-21T14:13:20Z","#,
+            r#""validated":"2026-09-21T14:13:21.560228681Z","#,
+            r#""booked":"2026-09-21T14:13:22.5Z","shipped":null,"delivered":null,"#,
+            r#""invoiced":null,"paid":null,"closed":null,"cancelled":null}}"#,
+        );
+        let summary = summary();
+        assert_eq!(summary.to_json().expect("rendered"), expected);
+        // And it reads back as the same summary.
+        let read: OrderSummary = serde_json::from_str(expected).expect("parsed");
+        assert_eq!(read, summary);
     }
 }

@@ -391,23 +391,6 @@ proptest! {
     }
 
     #[test]
-    fn the_summary_json_writer_gives_serde_json_text(plan in plans()) {
-        let (commands, _) = history(&plan);
-        let (_, events, _) = decide_all(&commands).map_err(TestCaseError::fail)?;
-        // Every state along the history, with shipments, invoices and returns as they come.
-        let mut state = Order::default();
-        for event in &events {
-            evolve(&mut state, event);
-            if let Some(summary) = state.summary() {
-                prop_assert_eq!(
-                    summary.to_json().expect("rendered"),
-                    serde_json::to_string(&summary).expect("rendered")
-                );
-            }
-        }
-    }
-
-    #[test]
     fn status_never_goes_backwards_except_into_cancel_or_reject(plan in plans()) {
         let (commands, _) = history(&plan);
         let (_, _, statuses) = decide_all(&commands).map_err(TestCaseError::fail)?;
