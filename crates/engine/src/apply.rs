@@ -6,8 +6,8 @@ use crossdock_domain::order::{
     Command, Effect, Event, Lane as LaneName, Order, decide, evolve, react,
 };
 use crossdock_store::{
-    Decision, ExternalRef, JsonText, NewEvent, NewTask, OrderRow, SharedStore, StreamAppend,
-    TimelineEntry,
+    Binding, Decision, ExternalRef, JsonText, NewEvent, NewTask, OrderRow, SharedStore,
+    StreamAppend, TimelineEntry,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -171,6 +171,11 @@ pub fn apply(
     decision
         .refs
         .retain(|r| r.namespace == "correlation" || !known.contains(r));
+    // References the events bind: each must name this order alone (the store refuses the
+    // decision when another order holds one).
+    let bound = bindings(order, &loaded.state);
+    decision.bind = bindings(order, &state);
+    decision.bind.retain(|b| !bound.contains(b));
     Ok(Applied {
         decision,
         events,
@@ -325,4 +330,41 @@ fn refs(order: &OrderId, state: &Order, correlation: Option<&str>) -> Vec<Extern
         );
     }
     refs
+}
+
+/// The external references an order holds, each of which names it alone: its Salesforce
+/// record id, and the ERP's order number, shipment, invoice, return and credit memo ids.
+pub fn bindings(order: &OrderId, state: &Order) -> Vec<Binding> {
+    let mut bindings = Vec::new();
+    let mut add = |system: System, kind: &str, reference: &str| {
+        if !reference.is_empty() {
+            bindings.push(Binding {
+                system: system.as_str().to_owned(),
+                kind: kind.to_owned(),
+                reference: reference.to_owned(),
+                order_id: order.to_string(),
+            });
+        }
+    };
+    if let Some(sf_id) = state.draft.as_ref().and_then(|d| d.refs.sf_id.as_deref()) {
+        add(System::Salesforce, "order", sf_id);
+    }
+    if let Some(booking) = &state.booking {
+        add(System::Erp, "order", &booking.erp_ref);
+    }
+    for shipment in state.shipments.keys() {
+        add(System::Erp, "shipment", shipment.as_str());
+    }
+    for invoice in state.invoices.keys() {
+        add(System::Erp, "invoice", invoice.as_str());
+    }
+    for facts in state.returns.values() {
+        if let Some(authorisation) = &facts.authorisation {
+            add(System::Erp, "return", &authorisation.erp_ref);
+        }
+        for memo in facts.credit_memos.keys() {
+            add(System::Erp, "credit-memo", memo.as_str());
+        }
+    }
+    bindings
 }

@@ -25,7 +25,7 @@ use crate::apply::{LoadError, Loaded, stream_id};
 use crate::cache::OrderCache;
 use crate::chain::{Call, Reservation, Reserved};
 use crate::config::EngineConfig;
-use crate::handlers::{self, Outcome};
+use crate::handlers::{self, Outcome, conflict};
 use crate::lane::{BreakerState, Lane, Slot};
 use crate::metrics::Metrics;
 use crate::retry::Next;
@@ -602,6 +602,14 @@ impl Engine {
                         }
                         (true, self.claimed(reserved, committed.leased))
                     }
+                    Err(error) if error.kind() == crossdock_store::ErrorKind::ReferenceTaken => {
+                        drop(reserved);
+                        // The answer names a reference another order holds: refused whole,
+                        // both orders flagged.
+                        self.refuse_reference(lane_name, lease, &error, latency_ms)
+                            .await;
+                        (false, Vec::new())
+                    }
                     Err(error) if error.kind() == crossdock_store::ErrorKind::Conflict => {
                         drop(reserved);
                         // Another step of the same order committed first: decide again.
@@ -686,7 +694,12 @@ impl Engine {
         let now = self.clock.now();
         let policy = self.config.retry(lane_name);
         let next = policy.next(failure.class, task.attempts, self.rng.as_ref());
-        let class = failure.class.as_str();
+        // A reference conflict is its own kind of exception, whatever the failure's class.
+        let class = if failure.code.as_deref() == Some(conflict::KIND) {
+            conflict::KIND
+        } else {
+            failure.class.as_str()
+        };
         if let Some(order) = &task.order_id {
             decision.timeline.push(attempt_entry(
                 order,
@@ -709,7 +722,9 @@ impl Engine {
             }
             Next::DeadLetter => {
                 self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                let reason = if failure.class == FailureClass::Permanent {
+                let reason = if class == conflict::KIND {
+                    "reference held by another order".to_owned()
+                } else if failure.class == FailureClass::Permanent {
                     "permanent failure".to_owned()
                 } else {
                     format!("gave up after {} attempts", task.attempts)
@@ -738,6 +753,38 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// Dead-letters a task whose decision named a reference bound to another order (the
+    /// store refused the decision whole), noting it on both orders' timelines and queueing
+    /// the flag of the order that holds the reference.
+    async fn refuse_reference(
+        &self,
+        lane_name: LaneName,
+        lease: &Lease,
+        error: &crossdock_store::Error,
+        latency_ms: i64,
+    ) {
+        let Some(conflict) = conflict::Conflict::of(error) else {
+            return;
+        };
+        let now = self.clock.now();
+        let (letter, mut decision) = conflict::refused(lease, &conflict, now);
+        if let Some(order) = &lease.task.order_id {
+            decision.timeline.insert(
+                0,
+                attempt_entry(order, lease, now, conflict::KIND, latency_ms, &letter.error),
+            );
+        }
+        self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        warn!(task = lease.task.id, kind = %lease.task.kind, error = %letter.error,
+              lane = lane_name.as_str(), "Refused: reference held by another order");
+        if let Err(error) = self.store.dead_letter(lease, letter, decision).await {
+            warn!(task = lease.task.id, %error, "Could not dead-letter the task");
+        }
+        self.wake(LaneName::parse(conflict.lane()).unwrap_or(LaneName::Erp));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Task handlers, one module per lane: what each kind of task does and which commands its
 //! result turns into.
 
+pub(crate) mod conflict;
 mod erp;
 mod hub;
 mod inbound;
@@ -37,6 +38,13 @@ pub async fn run(engine: &Engine, lane: LaneName, leases: &[Lease]) -> Vec<Outco
     let kind = leases[0].task.kind.as_str();
     match (lane, kind) {
         (LaneName::Hub, "inbound") => vec![inbound::run(engine, &leases[0]).await],
+        (_, conflict::KIND) => {
+            let mut outcomes = Vec::with_capacity(leases.len());
+            for lease in leases {
+                outcomes.push(conflict::flag(engine, lease).await);
+            }
+            outcomes
+        }
         (LaneName::Salesforce, "sf-sync") => salesforce::orders(engine, leases).await,
         (LaneName::Salesforce, "sf-return") => salesforce::returns(engine, leases).await,
         (LaneName::Salesforce, "sf-inventory") => salesforce::inventory(engine, leases).await,
@@ -160,6 +168,7 @@ pub(crate) fn merge(mut a: Decision, b: Decision) -> Decision {
     a.inventory.extend(b.inventory);
     a.accounts.extend(b.accounts);
     a.refs.extend(b.refs);
+    a.bind.extend(b.bind);
     let mut timeline = b.timeline;
     timeline.append(&mut a.timeline);
     a.timeline = timeline;

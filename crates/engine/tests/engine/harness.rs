@@ -257,6 +257,10 @@ pub struct FlakyErp {
     pub fail_booking_of: std::sync::Mutex<Option<String>>,
     pub refuse_credit_of: std::sync::Mutex<Option<String>>,
     pub booked: std::sync::Mutex<Vec<String>>,
+    /// `(order, ERP number)`: the booking of that order is answered with that number (as an
+    /// ERP restored from an old backup issues a number again) and a read of the number names
+    /// that order; the wrapped ERP never sees the booking.
+    pub reissue: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl FlakyErp {
@@ -267,6 +271,7 @@ impl FlakyErp {
             fail_booking_of: std::sync::Mutex::new(None),
             refuse_credit_of: std::sync::Mutex::new(None),
             booked: std::sync::Mutex::new(Vec::new()),
+            reissue: std::sync::Mutex::new(None),
         })
     }
 
@@ -335,6 +340,15 @@ impl Erp for FlakyErp {
                 "the ERP answered 200 with an empty body",
             ));
         }
+        let reissued = self.reissue.lock().unwrap().clone();
+        if let Some((_, erp_ref)) = reissued.filter(|(order, _)| order == o.reference.as_str()) {
+            return Ok(crossdock_ports::erp::BookingConfirmation {
+                erp_ref,
+                created: true,
+                allocations: Vec::new(),
+                backorders: Vec::new(),
+            });
+        }
         let confirmation = self.inner.book_order(o, k).await?;
         if confirmation.created {
             self.booked.lock().unwrap().push(o.reference.to_string());
@@ -355,6 +369,17 @@ impl Erp for FlakyErp {
         e: &str,
     ) -> crossdock_ports::failure::Result<crossdock_ports::erp::ErpOrder> {
         self.check()?;
+        let reissued = self.reissue.lock().unwrap().clone();
+        if let Some((order, erp_ref)) = reissued.filter(|(_, erp_ref)| erp_ref == e) {
+            return Ok(crossdock_ports::erp::ErpOrder {
+                erp_ref,
+                reference: OrderId::new(order),
+                cancelled: false,
+                lines: Vec::new(),
+                shipments: Vec::new(),
+                invoices: Vec::new(),
+            });
+        }
         self.inner.order(e).await
     }
     async fn changes(

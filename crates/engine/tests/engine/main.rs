@@ -6,4 +6,5 @@ mod flows;
 mod harness;
 mod lifecycle;
 mod nats;
+mod references;
 mod resilience;
