@@ -21,6 +21,18 @@ impl Currency {
         // Only ASCII upper-case letters are ever stored (see `FromStr`).
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
+
+    /// Decimal places of the currency's minor unit (ISO 4217): 0 for `JPY`, 3 for `KWD`, 2
+    /// for most, including codes the table does not list.
+    pub fn minor_units(&self) -> u32 {
+        match &self.0 {
+            b"BIF" | b"CLP" | b"DJF" | b"GNF" | b"ISK" | b"JPY" | b"KMF" | b"KRW" | b"PYG"
+            | b"RWF" | b"UGX" | b"UYI" | b"VND" | b"VUV" | b"XAF" | b"XOF" | b"XPF" => 0,
+            b"BHD" | b"IQD" | b"JOD" | b"KWD" | b"LYD" | b"OMR" | b"TND" => 3,
+            b"CLF" | b"UYW" => 4,
+            _ => 2,
+        }
+    }
 }
 
 /// A currency code that is not three upper-case ASCII letters.

@@ -217,6 +217,14 @@ fn draft_of(
                 "a non-negative decimal string with at most 4 decimals, e.g. \"12.50\"",
             ));
         }
+        if let (Some(price), Ok(currency)) = (price, &currency)
+            && let Some(message) = beyond_minor_unit(price, *currency)
+        {
+            errors.push(FieldError::new(
+                format!("lines[{index}].unit_price"),
+                message,
+            ));
+        }
         lines.push(DraftLine {
             line: LineNo(u32::try_from(index + 1).unwrap_or(u32::MAX)),
             sku: Sku::new(line.sku.clone()),
@@ -292,6 +300,19 @@ pub fn parse_money(text: &str) -> Option<Decimal> {
     text.parse::<Decimal>().ok()
 }
 
+/// Why `price` cannot be an amount of `currency` (more decimals than its ISO 4217 minor unit:
+/// `468.99` yen, `12.3456` dinars), if it cannot. Trailing zeros do not count (`468.00` yen is
+/// 468 yen).
+fn beyond_minor_unit(price: Decimal, currency: Currency) -> Option<String> {
+    let places = currency.minor_units();
+    let given = price.normalize().scale();
+    (given > places).then(|| match places {
+        0 => format!("{currency} has no minor unit: a whole amount, not {price}"),
+        1 => format!("{currency} has 1 decimal place; {price} has {given}"),
+        _ => format!("{currency} has {places} decimal places; {price} has {given}"),
+    })
+}
+
 fn channel(name: ChannelName) -> Channel {
     match name {
         ChannelName::B2b => Channel::B2b,
@@ -363,7 +384,8 @@ async fn accept(
             state.config().backlog_retry_after_secs,
         ));
     }
-    let facts = validation_facts(state, &draft).await;
+    check_account_currency(state, &draft).await?;
+    let facts = validation_facts(state, &draft).await?;
     let verdict = facts
         .as_ref()
         .map(|f| judge(&draft, f, &engine.config().validation));
@@ -514,13 +536,89 @@ fn report(verdict: Option<&Verdict>) -> ValidationReport {
     }
 }
 
+/// Refuses an order in another currency than the one its account buys in, as the hub's
+/// account records know it (kept from Salesforce and the ERP). An account the hub has no
+/// record of, or whose record names no currency, is left to the ERP.
+///
+/// # Errors
+/// 422 with the field `currency`; 503 when the store fails.
+async fn check_account_currency(state: &AppState, draft: &OrderDraft) -> Result<(), Problem> {
+    let Some(row) = state.store().account(draft.account.as_str()).await? else {
+        return Ok(());
+    };
+    let Some(kept) = row
+        .body
+        .get("currency")
+        .and_then(|c| c.as_str())
+        .and_then(|c| c.parse::<Currency>().ok())
+    else {
+        return Ok(());
+    };
+    if kept == draft.currency {
+        return Ok(());
+    }
+    Err(Problem::validation(vec![FieldError::new(
+        "currency",
+        format!(
+            "account {} buys in {kept}, not {}",
+            draft.account, draft.currency
+        ),
+    )]))
+}
+
+/// The field a permanent refusal of a validation lookup names: the ERP does not know the
+/// account or a product, or keeps the customer's credit in another currency. The order could
+/// never be booked, so the client hears it at once instead of a pending answer.
+fn refused_field(draft: &OrderDraft, failure: &crossdock_ports::Failure) -> FieldError {
+    let code = failure.code.as_deref().unwrap_or_default();
+    let message = failure.message.clone();
+    let mentions_sku = |sku: &Sku| {
+        let sku = sku.as_str();
+        message.match_indices(sku).any(|(at, _)| {
+            let before = message[..at].chars().next_back();
+            let after = message[at + sku.len()..].chars().next();
+            let boundary = |c: Option<char>| {
+                c.is_none_or(|c| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+            };
+            boundary(before) && boundary(after)
+        })
+    };
+    match code {
+        "unknown_customer" | "customer_unknown" => FieldError::new(
+            "account",
+            format!("the ERP knows no account {}: {message}", draft.account),
+        ),
+        "currency_mismatch" => FieldError::new("currency", message),
+        _ => match draft.lines.iter().position(|l| mentions_sku(&l.sku)) {
+            Some(index) if code == "unknown_item" || code.is_empty() || code == "not_found" => {
+                FieldError::new(
+                    format!("lines[{index}].sku"),
+                    format!(
+                        "the ERP knows no product {}: {message}",
+                        draft.lines[index].sku
+                    ),
+                )
+            }
+            _ if code == "unknown_item" => FieldError::new("lines", message),
+            _ => FieldError::new("order", message),
+        },
+    }
+}
+
 /// Asks the ERP what validation needs, within the budget; `None` when the ERP lane's circuit
-/// is open, the ERP fails or it does not answer in time (validation then happens before
-/// booking).
-async fn validation_facts(state: &AppState, draft: &OrderDraft) -> Option<ValidationFacts> {
+/// is open, the ERP fails for a passing reason or it does not answer in time (validation then
+/// happens before booking).
+///
+/// # Errors
+/// 422 when the ERP refuses a lookup for good (unknown account or product, credit kept in
+/// another currency): the order could never be booked.
+async fn validation_facts(
+    state: &AppState,
+    draft: &OrderDraft,
+) -> Result<Option<ValidationFacts>, Problem> {
     let engine = &state.engine;
     if engine.lane(LaneName::Erp).breaker() == BreakerState::Open {
-        return None;
+        return Ok(None);
     }
     let erp = engine.erp();
     let now = engine.clock().now();
@@ -560,13 +658,17 @@ async fn validation_facts(state: &AppState, draft: &OrderDraft) -> Option<Valida
     };
     let (quotes, levels, credit, options) = match tokio::time::timeout(budget, lookups).await {
         Ok(Ok(answers)) => answers,
+        Ok(Err(failure)) if failure.class == crossdock_ports::FailureClass::Permanent => {
+            tracing::info!(order = %draft.id, %failure, "ERP refused the order's lookups; refused at once");
+            return Err(Problem::validation(vec![refused_field(draft, &failure)]));
+        }
         Ok(Err(failure)) => {
             tracing::info!(order = %draft.id, %failure, "ERP lookup failed; validation deferred");
-            return None;
+            return Ok(None);
         }
         Err(_) => {
             tracing::info!(order = %draft.id, budget_ms = budget.as_millis(), "ERP too slow; validation deferred");
-            return None;
+            return Ok(None);
         }
     };
     let mut prices = BTreeMap::new();
@@ -579,12 +681,12 @@ async fn validation_facts(state: &AppState, draft: &OrderDraft) -> Option<Valida
     for level in levels {
         *available.entry(level.sku).or_insert(0) += level.available.max(0);
     }
-    Some(ValidationFacts {
+    Ok(Some(ValidationFacts {
         prices,
         available,
         credit,
         options,
-    })
+    }))
 }
 
 /// Path of one order.
@@ -902,6 +1004,73 @@ mod tests {
                 "lines[0].unit_price"
             ]
         );
+    }
+
+    #[test]
+    fn amounts_have_at_most_their_currency_s_decimal_places() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let with = |currency: &str, price: &str| {
+            let mut r = request();
+            r.currency = currency.to_owned();
+            r.lines[0].unit_price = price.to_owned();
+            draft_of(&r, &principal(), now).map_err(|p| {
+                p.errors
+                    .iter()
+                    .map(|e| (e.field.clone(), e.message.clone()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (currency, price) in [
+            ("JPY", "468"),
+            ("JPY", "468.00"),
+            ("KWD", "12.345"),
+            ("USD", "12.50"),
+            ("EUR", "0.1"),
+        ] {
+            assert!(with(currency, price).is_ok(), "{price} {currency}");
+        }
+        let refused = with("JPY", "468.99").expect_err("yen have no minor unit");
+        assert_eq!(refused[0].0, "lines[0].unit_price");
+        assert!(refused[0].1.contains("JPY"), "{refused:?}");
+        let refused = with("KWD", "12.3456").expect_err("dinars have 3 decimals");
+        assert_eq!(refused[0].0, "lines[0].unit_price");
+        assert!(refused[0].1.contains("3 decimal places"), "{refused:?}");
+        assert!(with("USD", "1.005").is_err());
+    }
+
+    #[test]
+    fn permanent_refusals_name_the_field_at_fault() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let mut r = request();
+        r.lines.push(SubmitLine {
+            sku: "SKU-10".to_owned(),
+            quantity: 1,
+            unit_price: "1.00".to_owned(),
+        });
+        let draft = draft_of(&r, &principal(), now).expect("valid");
+        let field = |code: &str, message: &str| {
+            refused_field(
+                &draft,
+                &crossdock_ports::Failure::permanent(message).with_code(code),
+            )
+            .field
+        };
+        assert_eq!(
+            field("unknown_customer", "unknown customer \"ACC-1\""),
+            "account"
+        );
+        // `SKU-1` is a prefix of `SKU-10`: the whole id is matched.
+        assert_eq!(
+            field("unknown_item", "unknown item \"SKU-10\""),
+            "lines[1].sku"
+        );
+        assert_eq!(
+            field("unknown_item", "unknown item \"SKU-1\""),
+            "lines[0].sku"
+        );
+        assert_eq!(field("unknown_item", "unknown item \"SKU-7\""), "lines");
+        assert_eq!(field("currency_mismatch", "credit in EUR"), "currency");
+        assert_eq!(field("on_hold", "the customer is on hold"), "order");
     }
 
     #[test]

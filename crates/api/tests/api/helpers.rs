@@ -81,9 +81,45 @@ pub struct SlowErp {
     pub inner: Arc<LoopbackErp>,
     /// Delay of every lookup (price, stock, credit, options).
     pub delay: Mutex<Duration>,
+    /// Accounts and SKUs this ERP does not know: its lookups refuse them for good, as a real
+    /// ERP does (`unknown_customer`, `unknown_item`).
+    pub unknown: Mutex<Vec<String>>,
 }
 
 impl SlowErp {
+    /// Makes the ERP forget an account or a SKU.
+    pub fn forget(&self, id: &str) {
+        self.unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id.to_owned());
+    }
+
+    fn knows(&self, account: &AccountId, skus: &[&Sku]) -> ErpResult<()> {
+        let unknown = self
+            .unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if unknown.iter().any(|u| u == account.as_str()) {
+            return Err(crossdock_ports::Failure::permanent(format!(
+                "unknown customer {:?}",
+                account.as_str()
+            ))
+            .with_code("unknown_customer"));
+        }
+        if let Some(sku) = skus
+            .iter()
+            .find(|s| unknown.iter().any(|u| u == s.as_str()))
+        {
+            return Err(crossdock_ports::Failure::permanent(format!(
+                "unknown item {:?}",
+                sku.as_str()
+            ))
+            .with_code("unknown_item"));
+        }
+        Ok(())
+    }
+
     async fn wait(&self) {
         let delay = *self
             .delay
@@ -105,6 +141,7 @@ impl Erp for SlowErp {
         on: time::Date,
     ) -> ErpResult<Vec<PriceQuote>> {
         self.wait().await;
+        self.knows(a, &i.iter().map(|r| &r.sku).collect::<Vec<_>>())?;
         self.inner.prices(a, i, on).await
     }
     async fn availability(
@@ -122,6 +159,7 @@ impl Erp for SlowErp {
         c: Currency,
     ) -> ErpResult<CreditAnswer> {
         self.wait().await;
+        self.knows(a, &[])?;
         self.inner.credit_check(a, amount, c).await
     }
     async fn fulfilment_options(&self, r: &FulfilmentRequest) -> ErpResult<Vec<FulfilmentOption>> {
@@ -129,6 +167,10 @@ impl Erp for SlowErp {
         self.inner.fulfilment_options(r).await
     }
     async fn book_order(&self, o: &BookingRequest, k: &str) -> ErpResult<BookingConfirmation> {
+        self.knows(
+            &o.account,
+            &o.lines.iter().map(|l| &l.sku).collect::<Vec<_>>(),
+        )?;
         self.inner.book_order(o, k).await
     }
     async fn cancel_order(&self, e: &str, r: &str, k: &str) -> ErpResult<CancelOutcome> {
@@ -227,6 +269,7 @@ impl TestApp {
         let erp = Arc::new(SlowErp {
             inner: Arc::new(LoopbackErp::new(clock.clone())),
             delay: Mutex::new(Duration::ZERO),
+            unknown: Mutex::new(Vec::new()),
         });
         let engine = Engine::new(Parts {
             store: store.clone(),
