@@ -426,16 +426,18 @@ async fn measure(world: &World, plan: &Plan, user: &SalesforceUser) -> Result<Re
             .filter(|o| o.twist == Twist::Return)
             .count(),
     );
+    // Duplicates from the data itself (the ERP's sales orders, the hub's bindings), never from
+    // counters a restart resets.
     if let Some(erp) = &world.erp_sim {
-        let stats = erp.stats();
-        if let Some(bookings) = stats["bookings"].as_object() {
-            for (reference, booking) in bookings {
-                if booking["orders_created"].as_u64().unwrap_or(0) > 1 {
-                    report.duplicate_bookings.push(reference.clone());
-                }
-            }
-        }
+        report.duplicate_bookings = erp.inspect(|state| {
+            report::duplicate_bookings(
+                state
+                    .sales_orders()
+                    .map(|o| (o.number.as_str(), o.external_ref.as_str())),
+            )
+        });
     }
+    report.bound_twice = report::references_bound_twice(&rows)?;
     Ok(report)
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use crossdock_domain::summary::OrderSummary;
 use crossdock_store::{DeadLetterFilter, DeadLetterStatus, OrderRow, SharedStore};
 use time::OffsetDateTime;
 
@@ -34,8 +35,11 @@ pub struct Report {
     pub disagreements: Vec<String>,
     /// Orders checked by reconciliation.
     pub reconciled: usize,
-    /// ERP references booked more than once.
+    /// External references with more than one sales order in the ERP's data.
     pub duplicate_bookings: Vec<String>,
+    /// References (ERP order, shipment, invoice, return numbers, Salesforce ids) that the
+    /// hub's store binds to more than one order.
+    pub bound_twice: Vec<String>,
     /// Orders captured during the ERP outage, and how many of them were booked after it.
     pub outage: (usize, usize),
     /// Returns closed / requested.
@@ -48,6 +52,7 @@ impl Report {
         self.unexpected.is_empty()
             && self.disagreements.is_empty()
             && self.duplicate_bookings.is_empty()
+            && self.bound_twice.is_empty()
     }
 
     /// The summary, for people.
@@ -121,6 +126,17 @@ impl Report {
             "duplicate bookings in the ERP: {}",
             self.duplicate_bookings.len()
         );
+        for line in self.duplicate_bookings.iter().take(20) {
+            let _ = writeln!(out, "  ✗ booked twice: {line}");
+        }
+        let _ = writeln!(
+            out,
+            "references bound to two hub orders: {}",
+            self.bound_twice.len()
+        );
+        for line in self.bound_twice.iter().take(20) {
+            let _ = writeln!(out, "  ✗ bound twice: {line}");
+        }
         let _ = writeln!(
             out,
             "reconciliation: {} orders checked, {} disagreements between Salesforce, the ERP and the hub",
@@ -220,11 +236,124 @@ pub async fn dead_letters(store: &SharedStore) -> Result<BTreeMap<String, u64>> 
     Ok(counts)
 }
 
+/// External references with more than one sales order, from the ERP's own data (pairs of
+/// ERP order number and external reference): `"SF-00000137: SO-000037, SO-000112"`.
+pub fn duplicate_bookings<'a>(orders: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut by_ref: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (number, external_ref) in orders {
+        by_ref.entry(external_ref).or_default().push(number);
+    }
+    by_ref
+        .into_iter()
+        .filter(|(_, numbers)| numbers.len() > 1)
+        .map(|(external_ref, numbers)| format!("{external_ref}: {}", numbers.join(", ")))
+        .collect()
+}
+
+/// References the hub's store binds to more than one order — an ERP order number, shipment,
+/// invoice or return number, a Salesforce id: `"ERP order SO-000037: SF-00000137,
+/// SF-00200137"`.
+///
+/// # Errors
+/// An order row whose summary cannot be read.
+pub fn references_bound_twice(rows: &[OrderRow]) -> Result<Vec<String>> {
+    let mut bindings = Vec::with_capacity(rows.len());
+    for row in rows {
+        let summary: OrderSummary = row.body.parse()?;
+        let mut refs: Vec<(&'static str, String)> = Vec::new();
+        refs.extend(row.erp_ref.clone().map(|r| ("ERP order", r)));
+        refs.extend(row.sf_id.clone().map(|r| ("Salesforce order", r)));
+        refs.extend(
+            summary
+                .shipments
+                .iter()
+                .map(|s| ("shipment", s.id.to_string())),
+        );
+        refs.extend(
+            summary
+                .invoices
+                .iter()
+                .map(|i| ("invoice", i.number.clone())),
+        );
+        refs.extend(
+            summary
+                .returns
+                .iter()
+                .filter_map(|r| r.erp_ref.clone().map(|e| ("return", e))),
+        );
+        bindings.push((row.order_id.clone(), refs));
+    }
+    Ok(bound_twice(bindings))
+}
+
+/// The references held by more than one order, from `(order, [(kind, reference)])`.
+fn bound_twice(bindings: Vec<(String, Vec<(&'static str, String)>)>) -> Vec<String> {
+    let mut holders: BTreeMap<(&'static str, String), Vec<String>> = BTreeMap::new();
+    for (order, mut refs) in bindings {
+        refs.sort();
+        refs.dedup();
+        for key in refs {
+            holders.entry(key).or_default().push(order.clone());
+        }
+    }
+    holders
+        .into_iter()
+        .filter(|(_, orders)| orders.len() > 1)
+        .map(|((kind, reference), orders)| format!("{kind} {reference}: {}", orders.join(", ")))
+        .collect()
+}
+
 /// The planned final state of an order, by its twist.
 pub fn expected(plan: &Plan, n: u32) -> &'static str {
     match plan.orders.iter().find(|o| o.n == n).map(|o| o.twist) {
         Some(Twist::PriceMismatch) => "Rejected",
         Some(Twist::Cancel) => "Cancelled",
         _ => "Closed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_with_two_sales_orders_is_a_duplicate_booking() {
+        let orders = [
+            ("SO-000001", "00000001"),
+            ("SO-000002", "00000002"),
+            ("SO-000003", "00000001"),
+        ];
+        assert_eq!(
+            duplicate_bookings(orders),
+            vec!["00000001: SO-000001, SO-000003".to_owned()]
+        );
+        assert!(duplicate_bookings([("SO-000001", "00000001")]).is_empty());
+    }
+
+    #[test]
+    fn a_reference_held_by_two_orders_is_reported_once_per_reference() {
+        let bindings = vec![
+            (
+                "SF-1".to_owned(),
+                vec![
+                    ("ERP order", "SO-000037".to_owned()),
+                    ("shipment", "SH-1".to_owned()),
+                    ("shipment", "SH-1".to_owned()),
+                ],
+            ),
+            (
+                "SF-2".to_owned(),
+                vec![
+                    ("ERP order", "SO-000037".to_owned()),
+                    ("shipment", "SH-2".to_owned()),
+                ],
+            ),
+            ("SF-3".to_owned(), vec![("invoice", "SO-000037".to_owned())]),
+        ];
+        assert_eq!(
+            bound_twice(bindings),
+            vec!["ERP order SO-000037: SF-1, SF-2".to_owned()],
+            "one order naming a shipment twice, or another kind of reference with the same text, is not a double binding"
+        );
     }
 }
