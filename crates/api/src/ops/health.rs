@@ -770,6 +770,7 @@ pub fn step_words(kind: &str) -> String {
         "rma-credit-memo" => "Credit memo".to_owned(),
         "rma-refund" => "Refund".to_owned(),
         "rma-close" => "Closing the return".to_owned(),
+        "reference-conflict" => "External reference held by another order".to_owned(),
         other => other.to_owned(),
     }
 }

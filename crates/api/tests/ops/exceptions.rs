@@ -518,3 +518,127 @@ async fn a_subscriber_replays_from_a_position_or_a_time() {
     );
     hub.stop().await;
 }
+
+/// An ERP that issues an order number again (restored from an old backup) has its booking
+/// answer refused: both orders are flagged as `reference-conflict` exceptions owned by the
+/// ERP, listed by the functions `crossdock dlq list` runs and shown on the dashboard's
+/// exception list; the number stays with the order that had it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_number_issued_again_flags_both_orders_on_the_exception_list() {
+    use crossdock_api::ops::exceptions::{self, ExceptionView, Filter};
+
+    let hub = running("reissue").await;
+    hub.engine
+        .accept_message(capture_message("RC-A", "ACME", 2))
+        .await
+        .expect("accepted");
+    hub.wait_for(Duration::from_secs(20), "RC-A to close", || async {
+        status(&hub, "RC-A").await.as_deref() == Some("Closed")
+    })
+    .await;
+    let number = hub
+        .store
+        .order("RC-A")
+        .await
+        .expect("store")
+        .and_then(|r| r.erp_ref)
+        .expect("RC-A has its ERP number");
+    *hub.erp.reissue.lock().unwrap() = Some(("RC-B".to_owned(), number.clone()));
+    hub.engine
+        .accept_message(capture_message("RC-B", "ACME", 2))
+        .await
+        .expect("accepted");
+
+    let flows = crossdock_domain::flow::defaults();
+    let filter = Filter {
+        status: Some("open".to_owned()),
+        class: Some("reference-conflict".to_owned()),
+        ..Filter::default()
+    };
+    let listed = hub
+        .until(Duration::from_secs(20), "both orders flagged", || async {
+            let items = exceptions::list(&hub.store, &flows, &filter)
+                .await
+                .expect("list");
+            (items.len() == 2).then_some(items)
+        })
+        .await;
+    let views: Vec<ExceptionView> = listed
+        .iter()
+        .map(|d| ExceptionView::of(d, &flows))
+        .collect();
+    let mut flagged: Vec<(Option<&str>, &str, &str, &str)> = views
+        .iter()
+        .map(|v| {
+            (
+                v.order_id.as_deref(),
+                v.kind.as_str(),
+                v.lane.as_str(),
+                v.class.as_str(),
+            )
+        })
+        .collect();
+    flagged.sort();
+    assert_eq!(
+        flagged,
+        [
+            (
+                Some("RC-A"),
+                "reference-conflict",
+                "erp",
+                "reference-conflict"
+            ),
+            (Some("RC-B"), "book", "erp", "reference-conflict"),
+        ]
+    );
+    assert!(
+        views.iter().all(|v| v.error.contains(&number)),
+        "{views:#?}"
+    );
+    let holder = views
+        .iter()
+        .find(|v| v.order_id.as_deref() == Some("RC-A"))
+        .expect("RC-A flagged");
+    assert!(holder.error.contains("forgotten"), "{}", holder.error);
+    assert_eq!(holder.step, "External reference held by another order");
+
+    // The number stays RC-A's; RC-B is not booked.
+    let a = hub.store.order("RC-A").await.expect("store").expect("row");
+    assert_eq!(a.erp_ref.as_deref(), Some(number.as_str()));
+    let b = hub.store.order("RC-B").await.expect("store").expect("row");
+    assert_eq!(b.erp_ref, None);
+
+    // The dashboard's exception list shows both.
+    let signed_in = hub
+        .client()
+        .post(format!("{}/dashboard/login", hub.base))
+        .header("x-crossdock-action", "1")
+        .json(&json!({ "key": hub.key }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status().as_u16(), 204);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let page = hub
+        .client()
+        .get(format!(
+            "{}/dashboard/exceptions?class=reference-conflict",
+            hub.base
+        ))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.expect("body");
+    for needle in ["RC-A", "RC-B", "reference-conflict"] {
+        assert!(page.contains(needle), "the dashboard shows {needle}");
+    }
+    hub.stop().await;
+}
