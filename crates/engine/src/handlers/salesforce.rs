@@ -3,14 +3,14 @@
 
 use crossdock_domain::catalog::InventoryLevel;
 use crossdock_domain::ids::{LocationId, RmaId, Sku};
-use crossdock_domain::order::Effect;
+use crossdock_domain::order::{Effect, OrderStatus};
 use crossdock_domain::summary::OrderSummary;
 use crossdock_ports::Failure;
 use crossdock_ports::erp::CreditReport;
-use crossdock_store::{Decision, Lease, OrderRow, SyncMark};
+use crossdock_store::{Decision, Lease, OrderRow, SyncMark, TimelineEntry};
 use futures::future::join_all;
 
-use super::{Outcome, effect_of};
+use super::{Outcome, correlation, effect_of};
 use crate::engine::Engine;
 
 /// Summary rows of a batch's orders, in the batch's order. Read side by side (a batch holds
@@ -83,6 +83,32 @@ pub(super) async fn orders(engine: &Engine, leases: &[Lease]) -> Vec<Outcome> {
                         .collect(),
                     ..Decision::default()
                 }),
+                Err(f) if nothing_to_write_back(summary, &f) => Outcome::Done(Decision {
+                    // Salesforce shows all it can of this order (nothing): the rejection is
+                    // the order's outcome, kept in the hub, not a failure for someone to fix.
+                    synced: row
+                        .map(|row| SyncMark {
+                            order_id: row.order_id.clone(),
+                            version: row.version,
+                            status: summary.status.name().to_owned(),
+                            at: now,
+                        })
+                        .into_iter()
+                        .collect(),
+                    timeline: vec![TimelineEntry {
+                        order_id: summary.id.to_string(),
+                        at: now,
+                        kind: "effect".to_owned(),
+                        summary: "Rejection not written to Salesforce: it has no such account"
+                            .to_owned(),
+                        detail: serde_json::json!({ "reason": f.message }),
+                        system: Some("salesforce".to_owned()),
+                        outcome: Some("skipped".to_owned()),
+                        latency_ms: None,
+                        correlation: leases.get(index).and_then(correlation),
+                    }],
+                    ..Decision::default()
+                }),
                 Err(f) => Outcome::Failed(f),
             });
         }
@@ -91,6 +117,18 @@ pub(super) async fn orders(engine: &Engine, leases: &[Lease]) -> Vec<Outcome> {
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Outcome::Failed(Failure::unknown("no result"))))
         .collect()
+}
+
+/// Whether a write-back refusal only says that Salesforce cannot hold the order at all: a
+/// rejected order submitted outside Salesforce (no Salesforce id) for an account Salesforce
+/// does not have. Writing it would create an order under no account; there is nothing to
+/// write, and a dead letter would page someone over a client's bad order.
+fn nothing_to_write_back(summary: &OrderSummary, failure: &Failure) -> bool {
+    summary.status == OrderStatus::Rejected
+        && summary.refs.sf_id.is_none()
+        && failure.class == crossdock_ports::FailureClass::Permanent
+        && failure.code.as_deref() == Some("NOT_FOUND")
+        && failure.message.contains("account")
 }
 
 /// Writes returns' state to their cases.

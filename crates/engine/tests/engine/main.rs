@@ -7,4 +7,5 @@ mod harness;
 mod lifecycle;
 mod nats;
 mod references;
+mod rejections;
 mod resilience;
