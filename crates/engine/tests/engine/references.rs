@@ -138,3 +138,116 @@ async fn an_erp_number_issued_again_is_refused_and_both_orders_are_flagged() {
     );
     hub.stop().await;
 }
+
+/// The change feed too: an ERP event that books an order under a number another order holds
+/// is refused (the message kept as refused), both orders are flagged, and the flag reads
+/// what the ERP's number names now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_event_naming_another_orders_number_is_refused() {
+    use crossdock_domain::ids::System;
+    use crossdock_domain::order::Command;
+    use crossdock_ports::{Clock, SystemClock};
+    use crossdock_store::InboundStatus;
+
+    use super::harness::message;
+
+    let erp = FlakyErp::new();
+    let hub = Hub::start(
+        "feed-reissue",
+        erp.clone(),
+        Arc::new(LoopbackSalesforce::default()),
+        test_config(),
+    )
+    .await;
+    hub.submit(capture("FEED-A", "ACC-FA")).await;
+    hub.wait_for_order(Duration::from_secs(60), "FEED-A", "FEED-A closed", |r| {
+        r.status == "Closed"
+    })
+    .await;
+    let store = hub.store.clone();
+    let number = store
+        .order("FEED-A")
+        .await
+        .unwrap()
+        .and_then(|row| row.erp_ref)
+        .expect("FEED-A has its ERP number");
+    // FEED-B's own booking call fails for good, so only the feed books it.
+    *erp.fail_booking_of.lock().unwrap() = Some("FEED-B".to_owned());
+    hub.submit(capture("FEED-B", "ACC-FB")).await;
+    let of_b = DeadLetterFilter {
+        order_id: Some("FEED-B".to_owned()),
+        ..DeadLetterFilter::default()
+    };
+    hub.wait_for(Duration::from_secs(60), "FEED-B's booking given up", || {
+        let (store, of_b) = (store.clone(), of_b.clone());
+        async move { !store.dead_letters(of_b).await.unwrap().is_empty() }
+    })
+    .await;
+
+    hub.submit(message(
+        System::Erp,
+        "feed-booked-FEED-B",
+        "FEED-B",
+        Command::RecordBooking {
+            erp_ref: number.clone(),
+            at: SystemClock.now(),
+        },
+    ))
+    .await;
+    let conflicts = DeadLetterFilter {
+        class: Some("reference-conflict".to_owned()),
+        ..DeadLetterFilter::default()
+    };
+    hub.wait_for(Duration::from_secs(60), "both orders flagged", || {
+        let (store, conflicts) = (store.clone(), conflicts.clone());
+        async move { store.dead_letters(conflicts).await.unwrap().len() == 2 }
+    })
+    .await;
+    let letters = store.dead_letters(conflicts).await.unwrap();
+    let refused = letters
+        .iter()
+        .find(|l| l.task.order_id.as_deref() == Some("FEED-B"))
+        .expect("FEED-B flagged");
+    assert_eq!(refused.task.kind, "inbound");
+    let holder = letters
+        .iter()
+        .find(|l| l.task.order_id.as_deref() == Some("FEED-A"))
+        .expect("FEED-A flagged");
+    assert_eq!(holder.task.kind, "reference-conflict");
+    assert!(
+        holder.error.contains("still names this order"),
+        "{}",
+        holder.error
+    );
+    let message = store
+        .inbound_by_status(InboundStatus::Refused, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.message_id == "feed-booked-FEED-B")
+        .expect("the feed message is kept as refused");
+    assert!(
+        message
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("belongs to order FEED-A")),
+        "{:?}",
+        message.error
+    );
+    assert_eq!(
+        store.order("FEED-B").await.unwrap().unwrap().erp_ref,
+        None,
+        "nothing overwritten"
+    );
+    assert_eq!(
+        store
+            .order("FEED-A")
+            .await
+            .unwrap()
+            .unwrap()
+            .erp_ref
+            .as_deref(),
+        Some(number.as_str())
+    );
+    hub.stop().await;
+}
