@@ -46,6 +46,7 @@ use crate::auth::Scope;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::ops::config::DashboardAccess;
 use crate::ops::exceptions::{self, ExceptionView, Filter};
+use crate::ops::reach::Reach;
 use crate::ops::{Ops, roi, trace};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -209,6 +210,8 @@ pub struct Viewer {
     pub can_write: bool,
     /// Shown in the header.
     pub label: String,
+    /// The accounts whose records they see.
+    pub reach: Reach,
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -251,6 +254,7 @@ impl FromRequestParts<AppState> for Viewer {
                 actor: "dashboard".to_owned(),
                 can_write: true,
                 label: "open access".to_owned(),
+                reach: Reach::all(),
             });
         }
         let is_page =
@@ -307,6 +311,7 @@ impl FromRequestParts<AppState> for Viewer {
         Ok(Viewer {
             actor: Ops::actor(&principal),
             can_write: principal.has(Scope::OpsWrite),
+            reach: Reach::of(&principal),
             label: principal.client,
         })
     }
@@ -346,17 +351,16 @@ fn respond(
     response
 }
 
-async fn open_dead_letters(ops: &Ops) -> Result<u64, Problem> {
-    let items = ops
-        .state()
-        .store()
+async fn open_dead_letters(ops: &Ops, reach: &Reach) -> Result<u64, Problem> {
+    let store = ops.state().store();
+    let items = store
         .dead_letters(crossdock_store::DeadLetterFilter {
             status: Some(crossdock_store::DeadLetterStatus::Open),
             limit: Some(10_000),
             ..crossdock_store::DeadLetterFilter::default()
         })
         .await?;
-    Ok(items.len() as u64)
+    Ok(reach.dead_letters(store, items).await?.len() as u64)
 }
 
 /// Renders the overview's content (used by the page and the benchmark).
@@ -364,12 +368,20 @@ async fn open_dead_letters(ops: &Ops) -> Result<u64, Problem> {
 /// # Errors
 /// When the store fails.
 pub async fn render_overview(ops: &Ops) -> Result<String, Problem> {
+    render_overview_for(ops, &Reach::all()).await
+}
+
+/// Renders the overview's content as `reach` sees it.
+///
+/// # Errors
+/// When the store fails.
+pub async fn render_overview_for(ops: &Ops, reach: &Reach) -> Result<String, Problem> {
     let report = ops.health().await?;
     let now = ops.state().engine.clock().now();
     Ok(views::overview(
-        &report,
+        &reach.health(&report),
         &ops.active_alerts(),
-        open_dead_letters(ops).await?,
+        open_dead_letters(ops, reach).await?,
         now,
     ))
 }
@@ -379,7 +391,7 @@ async fn overview(
     viewer: Viewer,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, Problem> {
-    let main = render_overview(&ops).await?;
+    let main = render_overview_for(&ops, &viewer.reach).await?;
     Ok(respond(
         &ops,
         &viewer,
@@ -395,10 +407,18 @@ async fn overview(
 /// # Errors
 /// When the store fails.
 pub async fn render_flows(ops: &Ops) -> Result<String, Problem> {
+    render_flows_for(ops, &Reach::all()).await
+}
+
+/// Renders the flows page's content as `reach` sees it.
+///
+/// # Errors
+/// When the store fails.
+pub async fn render_flows_for(ops: &Ops, reach: &Reach) -> Result<String, Problem> {
     let report = ops.health().await?;
     Ok(views::flows(
         &ops.settings().flows,
-        &report,
+        &reach.health(&report),
         &ops.state().engine.metrics().snapshot(),
     ))
 }
@@ -408,7 +428,7 @@ async fn flows(
     viewer: Viewer,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, Problem> {
-    let main = render_flows(&ops).await?;
+    let main = render_flows_for(&ops, &viewer.reach).await?;
     Ok(respond(
         &ops,
         &viewer,
@@ -433,7 +453,8 @@ async fn order_search(
 ) -> Result<Response, Problem> {
     let asked = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if let Some(asked) = asked
-        && state.store().resolve(asked).await?.is_some()
+        && let Some(order) = state.store().resolve(asked).await?
+        && viewer.reach.sees_order(state.store(), Some(&order)).await?
     {
         return Ok(
             Redirect::to(&format!("/dashboard/orders/{}", page::url(asked))).into_response(),
@@ -458,9 +479,24 @@ pub async fn render_trace(
     any_id: &str,
     can_write: bool,
 ) -> Result<Option<String>, Problem> {
+    render_trace_for(ops, any_id, can_write, &Reach::all()).await
+}
+
+/// Renders an order's trace page content as `reach` sees it; `None` when no order in reach
+/// matches.
+///
+/// # Errors
+/// When the store fails.
+pub async fn render_trace_for(
+    ops: &Ops,
+    any_id: &str,
+    can_write: bool,
+    reach: &Reach,
+) -> Result<Option<String>, Problem> {
     let now = ops.state().engine.clock().now();
     Ok(trace::trace(ops.state().store(), any_id)
         .await?
+        .filter(|t| reach.sees(t.account.as_deref()))
         .map(|t| views::trace(&t, now, can_write)))
 }
 
@@ -475,7 +511,7 @@ async fn order(
     ApiPath(path): ApiPath<IdPath>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, Problem> {
-    match render_trace(&ops, &path.id, viewer.can_write).await? {
+    match render_trace_for(&ops, &path.id, viewer.can_write, &viewer.reach).await? {
         Some(main) => Ok(respond(
             &ops,
             &viewer,
@@ -543,15 +579,33 @@ pub async fn render_exceptions(
     filter: &Filter,
     can_write: bool,
 ) -> Result<String, Problem> {
+    render_exceptions_for(ops, filter, can_write, &Reach::all()).await
+}
+
+/// Renders the failed-work page's content as `reach` sees it (refused messages, which name
+/// no checked account, only with every account in reach).
+///
+/// # Errors
+/// A malformed filter, or a store failure.
+pub async fn render_exceptions_for(
+    ops: &Ops,
+    filter: &Filter,
+    can_write: bool,
+    reach: &Reach,
+) -> Result<String, Problem> {
     let flows = &ops.settings().flows;
     let store = ops.state().store();
     let items = match exceptions::list(store, flows, filter).await {
-        Ok(items) => items,
+        Ok(items) => reach.dead_letters(store, items).await?,
         Err(exceptions::ActionError::NotFound(_)) => Vec::new(),
         Err(other) => return Err(other.into()),
     };
     let views_: Vec<ExceptionView> = items.iter().map(|d| ExceptionView::of(d, flows)).collect();
-    let refused = exceptions::refused_messages(store, 100).await?;
+    let refused = if reach.is_all() {
+        exceptions::refused_messages(store, 100).await?
+    } else {
+        Vec::new()
+    };
     let now = ops.state().engine.clock().now();
     Ok(views::exceptions(
         &views_, filter, flows, &refused, now, can_write,
@@ -563,7 +617,7 @@ async fn exception_list(
     viewer: Viewer,
     ApiQuery(q): ApiQuery<ExceptionsQuery>,
 ) -> Result<Response, Problem> {
-    let main = render_exceptions(&ops, &q.filter(), viewer.can_write).await?;
+    let main = render_exceptions_for(&ops, &q.filter(), viewer.can_write, &viewer.reach).await?;
     Ok(respond(
         &ops,
         &viewer,
@@ -585,7 +639,10 @@ async fn exception_detail(
     ApiPath(path): ApiPath<NumPath>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, Problem> {
-    let dead = exceptions::get(ops.state().store(), path.id).await?;
+    let dead = viewer
+        .reach
+        .dead_letter(ops.state().store(), path.id)
+        .await?;
     let view = ExceptionView::of(&dead, &ops.settings().flows);
     let now = ops.state().engine.clock().now();
     let main = views::exception_detail(&view, now, viewer.can_write);
@@ -608,6 +665,10 @@ async fn replay_report(
     let report = exceptions::report(ops.state().store(), &path.id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no replay {}", path.id)))?;
+    let report = viewer
+        .reach
+        .replay_report(ops.state().store(), report)
+        .await?;
     let now = ops.state().engine.clock().now();
     Ok(respond(
         &ops,
@@ -725,7 +786,7 @@ async fn live(
 
 async fn fingerprint(ops: &Ops) -> String {
     let health = ops.health().await.ok();
-    let open = open_dead_letters(ops).await.unwrap_or(0);
+    let open = open_dead_letters(ops, &Reach::all()).await.unwrap_or(0);
     let engine = &ops.state().engine;
     let snapshot = engine.metrics().snapshot();
     let exceptions: Vec<(String, usize)> = health
@@ -894,6 +955,10 @@ async fn action_retry(
 ) -> Result<Json<Value>, Problem> {
     require_action_header(&headers)?;
     require_write(&viewer)?;
+    viewer
+        .reach
+        .dead_letter(ops.state().store(), path.id)
+        .await?;
     let task = crate::ops::routes::retry_as(&ops, path.id, value.payload, &viewer.actor).await?;
     Ok(Json(
         json!({ "dead_letter": path.id, "task": task, "status": "retried" }),
@@ -915,6 +980,10 @@ async fn action_resolve(
 ) -> Result<Json<Value>, Problem> {
     require_action_header(&headers)?;
     require_write(&viewer)?;
+    viewer
+        .reach
+        .dead_letter(ops.state().store(), path.id)
+        .await?;
     let now = ops.state().engine.clock().now();
     exceptions::resolve(
         ops.state().store(),
@@ -946,6 +1015,10 @@ async fn action_replay(
 ) -> Result<Json<Value>, Problem> {
     require_action_header(&headers)?;
     require_write(&viewer)?;
+    viewer
+        .reach
+        .check_replay(ops.state().store(), &value.filter)
+        .await?;
     Ok(Json(
         crate::ops::routes::replay_as(&ops, &value.filter, value.dry_run, &viewer.actor).await?,
     ))

@@ -10,6 +10,8 @@
 //! - [`roi`]: cycle times per stage, exceptions raised vs auto-resolved, manual interventions,
 //!   inventory accuracy.
 //! - [`routes`]: the JSON endpoints under `/ops` (scopes `ops:read`, `ops:write`).
+//! - [`reach`]: what a key limited to accounts sees of them (only its accounts' orders,
+//!   traces and failed work).
 //!
 //! [`Ops`] is the shared context of these views in a running hub: settings, the event-log
 //! follower behind the return, payment and cycle-time views, the cached health report and
@@ -23,6 +25,7 @@ pub mod exceptions;
 pub mod follower;
 pub mod format;
 pub mod health;
+pub mod reach;
 pub mod replay;
 pub mod roi;
 pub mod routes;

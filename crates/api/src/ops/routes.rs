@@ -13,6 +13,11 @@
 //! | `GET /ops/refused-messages` | `ops:read` |
 //! | `POST /ops/subscribers/{name}/replay` (`{"from": N}` or `{"since": TIME}`) | `ops:write` |
 //! | `GET /ops/alerts`, `GET /ops/roi` | `ops:read` |
+//!
+//! A key limited to accounts (`--accounts`) sees only those accounts' exceptions, traces,
+//! dead letters and replayed items; anything else answers 404 as if it did not exist, refused
+//! messages are not shown to it, and it replays one order of its accounts at a time
+//! ([`Reach`](super::reach::Reach)).
 
 use axum::extract::{Extension, State};
 use axum::routing::{get, post};
@@ -23,6 +28,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::exceptions::{self, ActionError, ExceptionView, Filter};
+use super::reach::Reach;
 use super::{Ops, alerts, replay, roi, trace};
 use crate::auth::Authorized;
 use crate::auth::scope::{OpsRead, OpsWrite};
@@ -60,10 +66,16 @@ impl From<ActionError> for Problem {
 
 async fn health(
     Extension(ops): Extension<Ops>,
-    _caller: Authorized<OpsRead>,
+    caller: Authorized<OpsRead>,
 ) -> Result<Json<Value>, Problem> {
     let report = ops.health().await?;
-    Ok(Json(serde_json::to_value(&*report).unwrap_or_default()))
+    let reach = Reach::of(&caller.principal);
+    let value = if reach.is_all() {
+        serde_json::to_value(&*report)
+    } else {
+        serde_json::to_value(reach.health(&report))
+    };
+    Ok(Json(value.unwrap_or_default()))
 }
 
 #[derive(Deserialize)]
@@ -73,22 +85,27 @@ struct IdPath {
 
 async fn order_trace(
     State(state): State<AppState>,
-    _caller: Authorized<OpsRead>,
+    caller: Authorized<OpsRead>,
     ApiPath(path): ApiPath<IdPath>,
 ) -> Result<Json<trace::Trace>, Problem> {
+    let reach = Reach::of(&caller.principal);
     trace::trace(state.store(), &path.id)
         .await?
+        .filter(|t| reach.sees(t.account.as_deref()))
         .map(Json)
         .ok_or_else(|| Problem::not_found(format!("no order {}", path.id)))
 }
 
 async fn dead_letters(
     Extension(ops): Extension<Ops>,
-    _caller: Authorized<OpsRead>,
+    caller: Authorized<OpsRead>,
     ApiQuery(filter): ApiQuery<Filter>,
 ) -> Result<Json<Value>, Problem> {
     let flows = &ops.settings().flows;
-    let items = exceptions::list(ops.state().store(), flows, &filter).await?;
+    let store = ops.state().store();
+    let items = Reach::of(&caller.principal)
+        .dead_letters(store, exceptions::list(store, flows, &filter).await?)
+        .await?;
     let views: Vec<ExceptionView> = items.iter().map(|d| ExceptionView::of(d, flows)).collect();
     Ok(Json(json!({ "items": views })))
 }
@@ -100,10 +117,12 @@ struct NumPath {
 
 async fn dead_letter(
     Extension(ops): Extension<Ops>,
-    _caller: Authorized<OpsRead>,
+    caller: Authorized<OpsRead>,
     ApiPath(path): ApiPath<NumPath>,
 ) -> Result<Json<ExceptionView>, Problem> {
-    let dead = exceptions::get(ops.state().store(), path.id).await?;
+    let dead = Reach::of(&caller.principal)
+        .dead_letter(ops.state().store(), path.id)
+        .await?;
     Ok(Json(ExceptionView::of(&dead, &ops.settings().flows)))
 }
 
@@ -124,6 +143,9 @@ async fn retry(
     } else {
         crate::extract::parse::<RetryBody>(&body)?.payload
     };
+    Reach::of(&caller.principal)
+        .dead_letter(ops.state().store(), path.id)
+        .await?;
     let task = retry_as(&ops, path.id, edited, &Ops::actor(&caller.principal)).await?;
     Ok(Json(
         json!({ "dead_letter": path.id, "task": task, "status": "retried" }),
@@ -158,6 +180,9 @@ async fn resolve(
     ApiJson { value, .. }: ApiJson<ResolveBody>,
 ) -> Result<Json<Value>, Problem> {
     let state = ops.state();
+    Reach::of(&caller.principal)
+        .dead_letter(state.store(), path.id)
+        .await?;
     let now = state.engine.clock().now();
     exceptions::resolve(
         state.store(),
@@ -186,6 +211,9 @@ async fn bulk_replay(
     caller: Authorized<OpsWrite>,
     ApiJson { value, .. }: ApiJson<ReplayBody>,
 ) -> Result<Json<Value>, Problem> {
+    Reach::of(&caller.principal)
+        .check_replay(ops.state().store(), &value.filter)
+        .await?;
     let result = replay_as(
         &ops,
         &value.filter,
@@ -221,13 +249,17 @@ pub(crate) async fn replay_as(
 
 async fn replay_report(
     State(state): State<AppState>,
-    _caller: Authorized<OpsRead>,
+    caller: Authorized<OpsRead>,
     ApiPath(path): ApiPath<IdPath>,
 ) -> Result<Json<exceptions::ReplayReport>, Problem> {
-    exceptions::report(state.store(), &path.id)
+    let report = exceptions::report(state.store(), &path.id)
         .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no replay {}", path.id)))
+        .ok_or_else(|| Problem::not_found(format!("no replay {}", path.id)))?;
+    Ok(Json(
+        Reach::of(&caller.principal)
+            .replay_report(state.store(), report)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -238,9 +270,13 @@ struct LimitQuery {
 
 async fn refused(
     State(state): State<AppState>,
-    _caller: Authorized<OpsRead>,
+    caller: Authorized<OpsRead>,
     ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> Result<Json<Value>, Problem> {
+    // Refused messages are raw input that names no account the hub has checked.
+    if !Reach::of(&caller.principal).is_all() {
+        return Ok(Json(json!({ "items": [] })));
+    }
     let items =
         exceptions::refused_messages(state.store(), query.limit.unwrap_or(100).clamp(1, 1_000))
             .await?;
@@ -265,6 +301,12 @@ async fn subscriber_replay(
     ApiPath(path): ApiPath<NamePath>,
     ApiJson { value, .. }: ApiJson<SubscriberReplayBody>,
 ) -> Result<Json<replay::Moved>, Problem> {
+    if !Reach::of(&caller.principal).is_all() {
+        return Err(Problem::of(
+            "forbidden",
+            "a key limited to accounts cannot move a subscriber's position: it concerns every account",
+        ));
+    }
     let from = match (value.from, value.since) {
         (Some(position), None) => replay::From::Position(position),
         (None, Some(since)) => {
