@@ -20,6 +20,7 @@
 
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod contracts;

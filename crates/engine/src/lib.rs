@@ -10,7 +10,8 @@
 //! - [`apply`]: commands → decide → events → follow-up tasks, summary and timeline, in one
 //!   store decision.
 //! - [`poller`]: the ERP change-feed subscriber.
-//! - [`loopback`]: zero-latency in-process downstreams for benchmarks and tests.
+//! - `loopback` (feature `test-util`): zero-latency in-process downstreams for benchmarks
+//!   and tests.
 //!
 //! Time and randomness come through the `Clock` and `Rng` ports.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod describe;
 pub mod engine;
 mod handlers;
 pub mod lane;
+#[cfg(feature = "test-util")]
 pub mod loopback;
 pub mod metrics;
 pub mod poller;
