@@ -114,3 +114,69 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, params};
+
+    use super::{MIGRATIONS, migrate};
+
+    /// Migration 8 binds the ERP numbers and Salesforce ids the order rows hold already; of
+    /// two rows sharing a number (as an ERP that issued it again left them), the one booked
+    /// first keeps it.
+    #[test]
+    fn bindings_are_taken_from_the_order_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                             applied_at INTEGER NOT NULL) STRICT",
+        )
+        .unwrap();
+        for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 < 8) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+                params![version, name],
+            )
+            .unwrap();
+        }
+        for (order, sf_id, erp_ref, booked_at) in [
+            ("LATER", Some("801B"), Some("SO-1"), Some(20)),
+            ("FIRST", Some("801A"), Some("SO-1"), Some(10)),
+            ("OTHER", None, Some("SO-2"), Some(30)),
+            ("NEW", Some("801C"), None, None),
+        ] {
+            conn.execute(
+                "INSERT INTO orders (order_id, sf_id, erp_ref, account, channel, status, total,
+                                     currency, booked_at, updated_at, version, body)
+                 VALUES (?1, ?2, ?3, 'ACC', 'B2B', 'Booked', '1', 'EUR', ?4, 40, 1, '{}')",
+                params![order, sf_id, erp_ref, booked_at],
+            )
+            .unwrap();
+        }
+        migrate(&conn).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT system, kind, reference, order_id FROM external_refs
+                 ORDER BY system, kind, reference",
+            )
+            .unwrap();
+        let rows: Vec<(String, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [
+            ("erp", "order", "SO-1", "FIRST"),
+            ("erp", "order", "SO-2", "OTHER"),
+            ("salesforce", "order", "801A", "FIRST"),
+            ("salesforce", "order", "801B", "LATER"),
+            ("salesforce", "order", "801C", "NEW"),
+        ];
+        let rows: Vec<(&str, &str, &str, &str)> = rows
+            .iter()
+            .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), d.as_str()))
+            .collect();
+        assert_eq!(rows, expected);
+    }
+}
