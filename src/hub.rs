@@ -137,11 +137,11 @@ impl Hub {
             tasks.spawn(alerting.run(intake.clone()));
         }
         let router = crossdock_api::router(state).layer(axum::Extension(ops));
-        let server = tasks.spawn(crossdock_api::serve_router(
-            listener,
-            router,
-            intake.clone(),
-        ));
+        let limits = self.config.api.server.clone();
+        let stop_serving = intake.clone();
+        let server = tasks.spawn(async move {
+            crossdock_api::serve_router_with(listener, router, &limits, stop_serving).await
+        });
         let engine_stop = CancellationToken::new();
         let engine = tasks.spawn(self.engine.clone().run(engine_stop.clone()));
         tasks.close();

@@ -38,6 +38,11 @@ pub struct ApiConfig {
     pub key_cache_secs: u64,
     /// Per-client rate limit applied unless the client's key sets its own.
     pub rate_limit: RateLimit,
+    /// Failed authentications (401) accepted from one client address per minute; past them the
+    /// address gets 429 with `Retry-After` (even with a valid key) until its budget refills.
+    pub auth_failures_per_minute: u32,
+    /// Connection and request limits of the HTTP server.
+    pub server: ServerConfig,
     /// OAuth2 bearer tokens (JWT). Off when absent.
     pub jwt: Option<JwtConfig>,
     /// Signed ERP webhooks at `POST /webhooks/erp`. Off (404) when absent.
@@ -60,6 +65,8 @@ impl Default for ApiConfig {
             idempotency_claim_secs: 30,
             key_cache_secs: 5,
             rate_limit: RateLimit::default(),
+            auth_failures_per_minute: 60,
+            server: ServerConfig::default(),
             jwt: None,
             webhooks: None,
             v1_order_status_sunset: "2027-06-30T00:00:00Z".to_owned(),
@@ -91,6 +98,10 @@ impl ApiConfig {
         if self.rate_limit.per_second == 0 || self.rate_limit.burst == 0 {
             problems.push("api.rate_limit.per_second and burst must be at least 1".to_owned());
         }
+        if self.auth_failures_per_minute == 0 {
+            problems.push("api.auth_failures_per_minute must be at least 1".to_owned());
+        }
+        problems.extend(self.server.validate());
         if time::OffsetDateTime::parse(
             &self.v1_order_status_sunset,
             &time::format_description::well_known::Rfc3339,
@@ -119,6 +130,72 @@ impl ApiConfig {
         } else {
             Err(problems)
         }
+    }
+}
+
+/// Limits of the HTTP server (`[api.server]`): how long a client may take to send a request,
+/// how many connections and requests are served at once, and how long a request may run.
+/// Connections past `max_connections` and requests past `max_concurrent_requests` are refused at
+/// once with 503, `Retry-After` and a problem body, so the hub stays responsive when overloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Time a client has to send a request's headers (milliseconds), counted from when the
+    /// server starts waiting for the request (the connection opened or the previous answer
+    /// was sent). An idle keep-alive connection is therefore closed after this long too.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request's whole body once its headers arrived
+    /// (milliseconds); past it the request is answered 400 and the connection closed.
+    pub body_read_timeout_ms: u64,
+    /// A connection on which nothing is read or written for this long while no request is
+    /// being handled (the client neither sends nor reads) is closed (milliseconds).
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Most requests handled at once (the health probes are not counted); more are answered 503
+    /// at once (load shedding).
+    pub max_concurrent_requests: usize,
+    /// Time a request may take to be handled (milliseconds); past it, 503.
+    pub request_timeout_ms: u64,
+    /// `Retry-After` (seconds) of an overload refusal.
+    pub overload_retry_after_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1_024,
+            max_concurrent_requests: 256,
+            request_timeout_ms: 30_000,
+            overload_retry_after_secs: 1,
+        }
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("overload_retry_after_secs", self.overload_retry_after_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("api.server.{name} must be at least 1"));
+            }
+        }
+        if self.max_connections == 0 || self.max_concurrent_requests == 0 {
+            problems.push(
+                "api.server.max_connections and max_concurrent_requests must be at least 1"
+                    .to_owned(),
+            );
+        }
+        problems
     }
 }
 
@@ -255,6 +332,10 @@ mod tests {
     fn validation_reports_every_problem() {
         let config = ApiConfig {
             body_limit_bytes: 10,
+            server: ServerConfig {
+                max_connections: 0,
+                ..ServerConfig::default()
+            },
             rate_limit: RateLimit {
                 per_second: 0,
                 burst: 1,
@@ -263,6 +344,6 @@ mod tests {
             ..ApiConfig::default()
         };
         let problems = config.validate().err().unwrap_or_default();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 }

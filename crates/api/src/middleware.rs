@@ -1,11 +1,15 @@
-//! Request middleware: correlation ids, body size limits, request logging with redacted
-//! headers, and problem+json for every error the router itself produces.
+//! Request middleware: correlation ids, body size limits and read deadlines, request logging
+//! with redacted headers, problem+json for every error the router itself produces, and the
+//! answer of the overload layers (503 with `Retry-After`).
 
-use axum::body::Body;
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody as _};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use http_body_util::BodyExt;
 use tracing::{debug, info, warn};
 
@@ -125,6 +129,66 @@ pub async fn limit_body(limit: usize, request: Request, next: Next) -> Response 
     let (parts, body) = request.into_parts();
     let limited = Body::new(http_body_util::Limited::new(body, limit));
     next.run(Request::from_parts(parts, limited)).await
+}
+
+/// Gives a request's body `timeout` to arrive in full, counted from when its headers were
+/// read. Past it, reading the body fails (the JSON extractor answers 400) and the connection,
+/// whose body was not read to its end, is closed. A body sent a byte at a time cannot hold a
+/// connection longer than this.
+pub async fn body_deadline(timeout: Duration, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let frames = futures::stream::unfold(Some(body.into_data_stream()), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::Error::new(BodyTimedOut(timeout))), None)),
+        }
+    });
+    next.run(Request::from_parts(parts, Body::from_stream(frames)))
+        .await
+}
+
+/// A body that did not arrive within its time.
+#[derive(Debug)]
+struct BodyTimedOut(Duration);
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the body did not arrive within {} ms",
+            self.0.as_millis()
+        )
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+/// Answer of the load-shedding, concurrency-limit and timeout layers: 503 with `Retry-After`
+/// when the hub handles as many requests as it may, or a request ran past its time.
+pub fn overloaded(
+    error: &tower::BoxError,
+    retry_after: u64,
+    request_timeout: Duration,
+) -> Response {
+    let problem = if error.is::<tower::load_shed::error::Overloaded>() {
+        Problem::unavailable(
+            "the hub is handling as many requests as it may at once; retry shortly",
+        )
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        Problem::unavailable(format!(
+            "the request was not handled within {} ms",
+            request_timeout.as_millis()
+        ))
+    } else {
+        return Problem::internal(format!("the request failed: {error}")).into_response();
+    };
+    problem.with_retry_after(retry_after).into_response()
 }
 
 /// Answer for unknown paths.

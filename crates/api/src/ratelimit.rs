@@ -1,9 +1,17 @@
 //! Per-client token buckets: `burst` requests at once, refilled at the client's rate. A client
 //! past its budget gets 429 with the seconds until its next token in `Retry-After`.
+//!
+//! Failed authentications are budgeted per client address (`governor`'s keyed GCRA limiter):
+//! past `auth_failures_per_minute`, the address gets 429 with `Retry-After` for every request,
+//! valid credentials or not, until its budget refills.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, OnceLock};
 
+use governor::Quota;
+use governor::clock::Clock as _;
 use tokio::time::Instant;
 
 use crate::config::RateLimit;
@@ -18,6 +26,7 @@ struct Bucket {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
+    failures: OnceLock<AuthFailures>,
 }
 
 impl RateLimiter {
@@ -46,6 +55,93 @@ impl RateLimiter {
             Err((wait as u64).max(1))
         }
     }
+}
+
+/// Keyed GCRA limiter of failed authentications by client address.
+type AddressLimiter = governor::RateLimiter<
+    IpAddr,
+    governor::state::keyed::HashMapStateStore<IpAddr>,
+    governor::clock::DefaultClock,
+>;
+
+/// Failed authentications per client address: a budget of `per_minute` failures (refilled
+/// evenly over the minute), and the addresses that spent it, with when they may try again.
+struct AuthFailures {
+    limiter: AddressLimiter,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl std::fmt::Debug for AuthFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFailures")
+            .field("addresses", &self.limiter.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most addresses tracked before forgotten ones (a full budget again) are dropped.
+const ADDRESSES_KEPT: usize = 10_000;
+
+impl RateLimiter {
+    fn failures(&self, per_minute: u32) -> &AuthFailures {
+        self.failures.get_or_init(|| {
+            let budget = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+            AuthFailures {
+                limiter: governor::RateLimiter::hashmap(Quota::per_minute(budget)),
+                blocked: Mutex::new(HashMap::new()),
+            }
+        })
+    }
+
+    /// `Err(seconds)` while `address` must wait after too many failed authentications: its
+    /// requests are then refused before their credentials are checked, so guessing goes no
+    /// faster with a right guess among wrong ones.
+    pub fn auth_blocked(&self, address: IpAddr, per_minute: u32) -> Result<(), u64> {
+        let failures = self.failures(per_minute);
+        let mut blocked = failures
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        match blocked.get(&address) {
+            Some(until) if *until > now => Err(seconds_until(*until, now)),
+            Some(_) => {
+                blocked.remove(&address);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication from `address`; `Err(seconds)` when it is past its budget
+    /// of `per_minute` failures (the address then waits that long).
+    pub fn auth_failed(&self, address: IpAddr, per_minute: u32) -> Result<(), u64> {
+        let failures = self.failures(per_minute);
+        if failures.limiter.len() > ADDRESSES_KEPT {
+            failures.limiter.retain_recent();
+        }
+        let Err(not_until) = failures.limiter.check_key(&address) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(failures.limiter.clock().now());
+        let now = Instant::now();
+        let until = now + wait;
+        let mut blocked = failures
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if blocked.len() > ADDRESSES_KEPT {
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(address, until);
+        Err(seconds_until(until, now))
+    }
+}
+
+/// Whole seconds from `now` until `until`, at least 1 (for `Retry-After`).
+fn seconds_until(until: Instant, now: Instant) -> u64 {
+    let wait = until.duration_since(now);
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 #[cfg(test)]

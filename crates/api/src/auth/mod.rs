@@ -17,8 +17,9 @@ pub mod scope;
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
@@ -82,7 +83,8 @@ impl Principal {
 }
 
 /// The caller of a route that needs scope `S`: authenticated, within its rate limit, holding
-/// the scope. Refusals: 401 (no or bad credentials), 429 (rate), 403 (scope).
+/// the scope. Refusals: 401 (no or bad credentials), 429 (rate, or too many failed
+/// authentications from the client's address: [`crate::ratelimit`]), 403 (scope).
 #[derive(Debug, Clone)]
 pub struct Authorized<S> {
     /// The caller.
@@ -97,7 +99,28 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state).await?;
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let per_minute = state.config().auth_failures_per_minute;
+        if let Some(address) = address
+            && let Err(retry_after) = state.limiter().auth_blocked(address, per_minute)
+        {
+            return Err(too_many_failures(per_minute, retry_after));
+        }
+        let principal = match authenticate(parts, state).await {
+            Ok(principal) => principal,
+            Err(problem) if problem.status == 401 => {
+                if let Some(address) = address
+                    && let Err(retry_after) = state.limiter().auth_failed(address, per_minute)
+                {
+                    return Err(too_many_failures(per_minute, retry_after));
+                }
+                return Err(problem);
+            }
+            Err(problem) => return Err(problem),
+        };
         let limit = principal.rate_limit(state.config().rate_limit);
         if let Err(retry_after) = state.limiter().check(&principal.id, limit) {
             return Err(Problem::rate_limited(
@@ -117,6 +140,18 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             scope: PhantomData,
         })
     }
+}
+
+/// 429 for an address past its budget of failed authentications.
+fn too_many_failures(per_minute: u32, retry_after: u64) -> Problem {
+    Problem::rate_limited(
+        "rate-limited",
+        format!(
+            "more than {per_minute} failed authentications a minute came from this address; \
+             retry after {retry_after} s"
+        ),
+        retry_after,
+    )
 }
 
 /// The credentials a request presents.

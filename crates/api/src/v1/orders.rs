@@ -65,7 +65,6 @@ use crate::views::{self, order_v1, rfc3339, visible_order};
     responses(
         (status = 202, description = "Accepted: validated (or validation pending); booking follows asynchronously", body = OrderAccepted),
         (status = 409, description = "The order id exists with other content, or a request with this key is still running", body = crate::dto::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, a Salesforce identifier this client may not use, or the order failed validation", body = crate::dto::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("api_key" = []), ("oauth2" = ["orders:write"]))
 )]

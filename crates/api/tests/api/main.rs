@@ -4,6 +4,7 @@
 mod edge;
 mod helpers;
 mod idempotency;
+mod limits;
 mod orders;
 mod security;
 mod security_writes;

@@ -60,7 +60,11 @@ async fn every_protected_endpoint_refuses_bad_credentials_and_missing_scopes() {
     let issuer = Issuer::new();
     let dir = std::env::temp_dir().join(format!("crossdock-jwks-{}", uuid::Uuid::now_v7()));
     let app = TestApp::with(Options {
-        config: issuer.config(&dir),
+        config: ApiConfig {
+            // Every endpoint is tried with several bad credentials from one address.
+            auth_failures_per_minute: 10_000,
+            ..issuer.config(&dir)
+        },
         run_engine: false,
     })
     .await;
