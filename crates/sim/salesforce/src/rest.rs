@@ -71,6 +71,7 @@ pub fn kind_of(call: &Call) -> &'static str {
     match (call.method.as_str(), s.as_slice()) {
         (_, []) => "resources",
         (_, ["limits"]) => "limits",
+        (_, ["limits", "recordCount"]) => "record_count",
         (_, ["sobjects"]) => "describe_global",
         (_, ["sobjects", _, "describe"]) | ("GET", ["sobjects", _]) => "describe",
         ("POST", ["sobjects", ..]) => "create",
@@ -339,6 +340,10 @@ pub fn dispatch(shared: &Shared, txn: &mut Txn<'_>, call: &Call) -> Reply {
             "GET" => limits(shared),
             _ => method_not_allowed(m, "GET"),
         },
+        ["limits", "recordCount"] => match m {
+            "GET" => record_count(txn, call),
+            _ => method_not_allowed(m, "GET"),
+        },
         ["sobjects"] => match m {
             "GET" => describe_global(txn, call),
             _ => method_not_allowed(m, "GET"),
@@ -404,6 +409,38 @@ fn limits(shared: &Shared) -> Reply {
             "SingleEmail": fixed(15),
         }),
     )
+}
+
+/// `GET limits/recordCount[?sObjects=A,B]`: live records per object; without `sObjects`,
+/// objects without records are left out. Unknown names are ignored.
+fn record_count(txn: &Txn<'_>, call: &Call) -> Reply {
+    let wanted: Option<Vec<&str>> = param(&call.query, "sObjects").map(|list| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    let org = &txn.org;
+    let mut out = Vec::new();
+    for (i, def) in org.meta.objects.iter().enumerate() {
+        if def.kind != Kind::SObject
+            || wanted
+                .as_ref()
+                .is_some_and(|w| !w.iter().any(|n| n.eq_ignore_ascii_case(&def.name)))
+        {
+            continue;
+        }
+        let deleted = def.field_index("IsDeleted").unwrap_or(usize::MAX);
+        let count = org.tables[i]
+            .rows
+            .values()
+            .filter(|r| r.get(deleted) != &crate::value::Value::Bool(true))
+            .count();
+        if count > 0 || wanted.is_some() {
+            out.push(json!({"count": count, "name": def.name}));
+        }
+    }
+    Reply::json(200, &json!({"sObjects": out}))
 }
 
 fn describe_global(txn: &Txn<'_>, call: &Call) -> Reply {
@@ -718,7 +755,7 @@ fn query(txn: &Txn<'_>, shared: &Shared, call: &Call, all: bool) -> Reply {
             None,
         );
     };
-    let plan = match soql::compile(txn.org, q) {
+    let plan = match soql::compile_at(txn.org, q, shared.clock.now_ms()) {
         Ok(p) => p,
         Err(e) => return Reply::error(400, e.code, &e.message, None),
     };

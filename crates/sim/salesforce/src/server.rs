@@ -461,7 +461,8 @@ impl StateView<'_> {
     /// The query error code and message.
     pub fn query(&self, soql_text: &str) -> Result<Vec<Json>, (String, String)> {
         let org = lock(&self.shared.org);
-        let plan = soql::compile(&org, soql_text).map_err(|e| (e.code.to_string(), e.message))?;
+        let plan = soql::compile_at(&org, soql_text, self.shared.clock.now_ms())
+            .map_err(|e| (e.code.to_string(), e.message))?;
         Ok(soql::run(&org, &plan, false, "65.0").records)
     }
 

@@ -13,6 +13,7 @@ mod query;
 mod real_clients;
 mod rest;
 mod robust;
+mod soql_more;
 mod users;
 
 use std::time::Duration;
