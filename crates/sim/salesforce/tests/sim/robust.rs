@@ -93,12 +93,190 @@ fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .expect("no panic")
 }
 
+/// Cases per property run: `SOQL_FUZZ_CASES` (the long fuzzing run sets it), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("SOQL_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Token soup over the whole grammar: aggregates, GROUP BY / HAVING, subqueries, FIELDS(),
+/// relative date literals (some out of range), plus the plain clauses.
+fn grammar_soup() -> impl Strategy<Value = String> {
+    let token = prop::sample::select(vec![
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "LIKE",
+        "GROUP",
+        "BY",
+        "HAVING",
+        "ORDER",
+        "ASC",
+        "DESC",
+        "NULLS",
+        "LAST",
+        "LIMIT",
+        "OFFSET",
+        "COUNT()",
+        "COUNT(Id)",
+        "COUNT(",
+        "SUM(Credit_Limit__c)",
+        "AVG(Name)",
+        "MIN(CreatedDate)",
+        "MAX(",
+        "expr0",
+        "COUNT_DISTINCT(Customer_Tier__c)",
+        "FIELDS(ALL)",
+        "FIELDS(STANDARD)",
+        "FIELDS(",
+        "(SELECT Id FROM Contacts)",
+        "(SELECT",
+        "Contacts",
+        "OrderItems",
+        "Id",
+        "Name",
+        "Customer_Tier__c",
+        "Credit_Limit__c",
+        "CreatedDate",
+        "Account.Name",
+        "Account",
+        "Contact",
+        "Order",
+        ",",
+        "(",
+        ")",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        "'x'",
+        "5",
+        "200",
+        "201",
+        "TODAY",
+        "LAST_N_DAYS:5",
+        "NEXT_N_MONTHS:3",
+        "LAST_N_DAYS:99999999999",
+        "THIS_QUARTER",
+        "N_DAYS_AGO:",
+        "2026-01-01",
+        "null",
+        "true",
+        "n",
+    ]);
+    let shaped = (
+        prop::sample::select(vec![
+            "Customer_Tier__c, COUNT(Id)",
+            "COUNT(Id) c, SUM(Credit_Limit__c)",
+            "Name, (SELECT Id, LastName FROM Contacts WHERE CreatedDate = TODAY)",
+            "FIELDS(STANDARD)",
+            "FIELDS(ALL)",
+            "MAX(CreatedDate), MIN(Name) m",
+        ]),
+        prop::sample::select(vec![
+            "",
+            " WHERE CreatedDate = LAST_N_DAYS:30",
+            " WHERE CreatedDate > NEXT_N_YEARS:2 OR CreatedDate < THIS_WEEK",
+            " GROUP BY Customer_Tier__c",
+            " GROUP BY Customer_Tier__c HAVING COUNT(Id) > 1",
+            " GROUP BY Name HAVING MAX(Credit_Limit__c) >= 2 ORDER BY COUNT(Id) DESC",
+        ]),
+        prop::sample::select(vec![
+            "",
+            " LIMIT 5",
+            " LIMIT 200",
+            " LIMIT 201",
+            " OFFSET 1",
+        ]),
+    )
+        .prop_map(|(select, rest, tail)| format!("SELECT {select} FROM Account{rest}{tail}"));
+    prop_oneof![
+        2 => prop::collection::vec(token, 0..18).prop_map(|t| t.join(" ")),
+        3 => shaped,
+    ]
+}
+
+/// An org with a few accounts (tiers, limits, some nulls) and contacts under them.
+fn seeded_org() -> Org {
+    let mut org = org();
+    let now = 1_796_000_000_000;
+    let account = org.meta.object_index("Account").expect("Account");
+    let contact = org.meta.object_index("Contact").expect("Contact");
+    let user = org.user_id.clone();
+    let mut txn =
+        crossdock_sim_salesforce::store::Txn::begin(&mut org, now, "seed".into()).as_user(&user);
+    for i in 0..12 {
+        let tier = [None, Some("Gold"), Some("Silver")][i % 3];
+        let body = serde_json::json!({
+            "Name": format!("A{}", i % 5),
+            "Customer_Tier__c": tier,
+            "Credit_Limit__c": if i % 4 == 0 { None } else { Some(i * 10) },
+        });
+        let id = txn
+            .insert(account, body.as_object().expect("object"))
+            .expect("account is created");
+        if i % 2 == 0 {
+            let c = serde_json::json!({"LastName": format!("C{i}"), "AccountId": id});
+            txn.insert(contact, c.as_object().expect("object"))
+                .expect("contact is created");
+        }
+    }
+    txn.commit();
+    org
+}
+
+#[test]
+fn the_whole_grammar_compiles_or_is_refused_without_a_panic() {
+    let org = seeded_org();
+    let mut runner = TestRunner::new(PConfig {
+        cases: cases(1_000),
+        failure_persistence: None,
+        ..PConfig::default()
+    });
+    let aggregated = std::cell::Cell::new(0usize);
+    let nested = std::cell::Cell::new(0usize);
+    let result = runner.run(&grammar_soup(), |text| {
+        match soql::compile_at(&org, &text, 1_796_000_000_000) {
+            Ok(plan) => {
+                let rows = soql::run(&org, &plan, false, "60.0");
+                prop_assert_eq!(rows.records.len(), rows.total);
+                let first = rows.records.first();
+                if first.is_some_and(|r| r["attributes"]["type"] == "AggregateResult") {
+                    aggregated.set(aggregated.get() + 1);
+                }
+                if first.is_some_and(|r| r["Contacts"]["totalSize"].is_u64()) {
+                    nested.set(nested.get() + 1);
+                }
+                prop_assert!(soql::columns(&org, &plan)["columnMetadata"].is_array());
+            }
+            Err(e) => {
+                prop_assert!(QUERY_CODES.contains(&e.code), "{} for {text:?}", e.code);
+                prop_assert!(
+                    e.message.contains("ERROR at Row:") || e.message.contains("longer than"),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+    assert!(aggregated.get() > 0, "aggregate queries ran");
+    assert!(nested.get() > 0, "subqueries ran");
+}
+
 #[test]
 fn deep_and_wide_soql_compiles_or_is_refused_with_malformed_query() {
     let outcome = on_small_stack(|| {
         let org = org();
         let mut runner = TestRunner::new(PConfig {
-            cases: 300,
+            cases: cases(300),
             failure_persistence: None,
             ..PConfig::default()
         });
