@@ -4,6 +4,7 @@ mod crash;
 mod demo;
 mod demo_tryton;
 mod kill_loop;
+mod references;
 mod resume;
 
 /// `crossdock demo --orders N --seed S --exit` on a free port with its data in `data`, plus
