@@ -729,6 +729,16 @@ async fn systems(
 /// # Errors
 /// When the store fails.
 pub async fn render_roi(ops: &Ops) -> Result<String, Problem> {
+    render_roi_for(ops, &Reach::all()).await
+}
+
+/// Renders the results page's content as `reach` sees it: the figures are hub-wide, the
+/// list of recent manual interventions (which names other clients' work) only with every
+/// account in reach.
+///
+/// # Errors
+/// When the store fails.
+pub async fn render_roi_for(ops: &Ops, reach: &Reach) -> Result<String, Problem> {
     let report = ops.health().await?;
     let follower = ops.follower().lock().await;
     let figures = roi::compute(ops.state().store(), &follower, &report).await?;
@@ -742,6 +752,7 @@ pub async fn render_roi(ops: &Ops) -> Result<String, Problem> {
                 e.entry.target.clone(),
             )
         })
+        .filter(|_| reach.is_all())
         .collect();
     drop(follower);
     Ok(views::roi(
@@ -756,7 +767,7 @@ async fn results(
     viewer: Viewer,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, Problem> {
-    let main = render_roi(&ops).await?;
+    let main = render_roi_for(&ops, &viewer.reach).await?;
     Ok(respond(
         &ops,
         &viewer,
@@ -771,22 +782,28 @@ async fn results(
 /// the pages show; the page reloads its content when the fingerprint changes.
 async fn live(
     Extension(ops): Extension<Ops>,
-    _viewer: Viewer,
+    viewer: Viewer,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let every = Duration::from_millis(ops.settings().config.live_refresh_ms.max(250));
-    let stream = futures::stream::unfold((ops, true), move |(ops, first)| async move {
-        if !first {
-            tokio::time::sleep(every).await;
+    let reach = viewer.reach;
+    let stream = futures::stream::unfold((ops, true), move |(ops, first)| {
+        let reach = reach.clone();
+        async move {
+            if !first {
+                tokio::time::sleep(every).await;
+            }
+            let data = fingerprint(&ops, &reach).await;
+            Some((Ok(Event::default().event("tick").data(data)), (ops, false)))
         }
-        let data = fingerprint(&ops).await;
-        Some((Ok(Event::default().event("tick").data(data)), (ops, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn fingerprint(ops: &Ops) -> String {
-    let health = ops.health().await.ok();
-    let open = open_dead_letters(ops, &Reach::all()).await.unwrap_or(0);
+/// What the pages show, as `reach` sees it (a change elsewhere does not refresh its pages).
+async fn fingerprint(ops: &Ops, reach: &Reach) -> String {
+    let report = ops.health().await.ok();
+    let health = report.as_deref().map(|h| reach.health(h));
+    let open = open_dead_letters(ops, reach).await.unwrap_or(0);
     let engine = &ops.state().engine;
     let snapshot = engine.metrics().snapshot();
     let exceptions: Vec<(String, usize)> = health

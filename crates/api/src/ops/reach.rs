@@ -3,6 +3,7 @@
 //! that belongs to no account (stock levels, refused messages that named none) is hidden
 //! from it. Anything outside its reach answers 404, as on `/v1`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crossdock_store::{DeadLetter, SharedStore};
@@ -185,10 +186,11 @@ impl Reach {
     }
 
     /// The health report as this reach sees it: only its accounts' exceptions, ranked again,
-    /// with the flows' counts and values at risk computed from them.
-    pub fn health(&self, report: &HealthReport) -> HealthReport {
+    /// with the flows' counts and values at risk computed from them; the report itself (not
+    /// a copy) with every account in reach.
+    pub fn health<'a>(&self, report: &'a HealthReport) -> Cow<'a, HealthReport> {
         if self.is_all() {
-            return report.clone();
+            return Cow::Borrowed(report);
         }
         let mut limited = report.clone();
         limited
@@ -219,7 +221,7 @@ impl Reach {
                 "ok".clone_into(&mut flow.status);
             }
         }
-        limited
+        Cow::Owned(limited)
     }
 }
 
