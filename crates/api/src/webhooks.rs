@@ -1,11 +1,12 @@
 //! Inbound ERP webhooks at `POST /webhooks/erp`.
 //!
 //! A delivery is accepted only when:
-//! 1. `X-Erp-Signature` is `sha256=` + hex HMAC-SHA256(secret, `"{X-Erp-Timestamp}.{body}"`),
-//!    compared in constant time;
+//! 1. `X-Erp-Signature` is `sha256=` + hex HMAC-SHA256(secret,
+//!    `"{X-Erp-Event-Id}.{X-Erp-Timestamp}.{body}"`), compared in constant time: the delivery
+//!    id is signed too, so a captured delivery cannot be replayed under a new id;
 //! 2. `X-Erp-Timestamp` (Unix seconds) is within `tolerance_secs` of the hub's clock;
-//! 3. its delivery id (`X-Erp-Event-Id`) was never accepted before (remembered in the store's
-//!    `webhook_deliveries` records): a replay gets 409.
+//! 3. its delivery id (`X-Erp-Event-Id`, 1-200 characters) was never accepted before
+//!    (remembered in the store's `webhook_deliveries` records): a replay gets 409.
 //!
 //! The body is decoded into ERP changes by a [`WebhookDecoder`] (by default the canonical
 //! [`ErpChange`] JSON, one object or an array; an ERP adapter can plug in its own format), and
@@ -69,19 +70,27 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/erp", post(erp))
 }
 
-/// Signs a body as the ERP does (for senders and tests).
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+/// The MAC of a delivery: HMAC-SHA256(secret, `"{delivery}.{timestamp}.{body}"`).
+fn mac(secret: &str, delivery: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
     // HMAC takes keys of any length: `new_from_slice` does not fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(delivery.as_bytes());
+    mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!(
-        "sha256={}",
-        crate::auth::keys::hex(&mac.finalize().into_bytes())
-    )
+    Some(mac)
+}
+
+/// The `X-Erp-Signature` of a delivery (`sha256=<hex>` over its id, timestamp and body), as a
+/// sender computes it (for senders and tests).
+pub fn sign(secret: &str, delivery: &str, timestamp: i64, body: &[u8]) -> String {
+    mac(secret, delivery, timestamp, body).map_or_else(String::new, |mac| {
+        format!(
+            "sha256={}",
+            crate::auth::keys::hex(&mac.finalize().into_bytes())
+        )
+    })
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -91,12 +100,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Checks signature and timestamp.
+/// Checks signature (over delivery id, timestamp and body) and timestamp.
 fn verify(
     secret: &str,
     tolerance: u64,
     now: i64,
     headers: &HeaderMap,
+    delivery: &str,
     body: &[u8],
 ) -> Result<(), Problem> {
     let refuse = |why: &str| Problem::unauthorized(format!("webhook refused: {why}"));
@@ -115,12 +125,9 @@ fn verify(
                 .flatten()
         })
         .ok_or_else(|| refuse("X-Erp-Signature is missing or not sha256=<64 hex digits>"))?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| refuse("no secret"))?;
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&signature)
+    mac(secret, delivery, timestamp, body)
+        .ok_or_else(|| refuse("no secret"))?
+        .verify_slice(&signature)
         .map_err(|_| refuse("the signature does not match"))?;
     if now.abs_diff(timestamp) > tolerance {
         return Err(refuse("the timestamp is outside the accepted window"));
@@ -137,8 +144,8 @@ fn verify(
     request_body(content = Object, description = "One ERP change or an array of them", content_type = "application/json"),
     params(
         ("X-Erp-Timestamp" = String, Header, description = "Unix seconds when signed"),
-        ("X-Erp-Signature" = String, Header, description = "sha256= + hex HMAC-SHA256(secret, timestamp.body)"),
-        ("X-Erp-Event-Id" = String, Header, description = "Delivery id; a repeat is refused"),
+        ("X-Erp-Signature" = String, Header, description = "sha256= + hex HMAC-SHA256(secret, event_id.timestamp.body): the delivery id is signed"),
+        ("X-Erp-Event-Id" = String, Header, description = "Delivery id (1-200 characters), covered by the signature; a repeat is refused"),
     ),
     responses(
         (status = 202, description = "Stored for processing", body = WebhookAccepted),
@@ -155,17 +162,18 @@ pub async fn erp(
     };
     let body = read_body(body).await?;
     let now = state.engine.clock().now();
+    let delivery = header(&headers, "x-erp-event-id")
+        .filter(|id| !id.is_empty() && id.len() <= 200)
+        .ok_or_else(|| Problem::bad_request("X-Erp-Event-Id is missing"))?
+        .to_owned();
     verify(
         config.secret.expose(),
         config.tolerance_secs,
         now.unix_timestamp(),
         &headers,
+        &delivery,
         &body,
     )?;
-    let delivery = header(&headers, "x-erp-event-id")
-        .filter(|id| !id.is_empty() && id.len() <= 200)
-        .ok_or_else(|| Problem::bad_request("X-Erp-Event-Id is missing"))?
-        .to_owned();
     let changes = state
         .webhook_decoder()
         .decode(&body)
@@ -238,16 +246,19 @@ mod tests {
         headers
     }
 
+    const SECRET: &str = "whsec_0123456789abcdef";
+
     #[test]
     fn a_correct_signature_within_the_window_passes() {
         let body = br#"{"id":"1"}"#;
-        let signature = sign("whsec_0123456789abcdef", 1_000, body);
+        let signature = sign(SECRET, "delivery-1", 1_000, body);
         assert!(
             verify(
-                "whsec_0123456789abcdef",
+                SECRET,
                 300,
                 1_100,
                 &headers(1_000, &signature),
+                "delivery-1",
                 body
             )
             .is_ok()
@@ -255,22 +266,44 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_secret_body_or_stale_timestamp_is_refused() {
+    fn the_signed_content_is_the_delivery_id_timestamp_and_body() {
         let body = br#"{"id":"1"}"#;
-        let signature = sign("whsec_0123456789abcdef", 1_000, body);
-        for (secret, now, sent_body, ts) in [
-            ("whsec_other_secret_value", 1_000, &body[..], 1_000),
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+        mac.update(br#"delivery-1.1000.{"id":"1"}"#);
+        let expected = format!(
+            "sha256={}",
+            crate::auth::keys::hex(&mac.finalize().into_bytes())
+        );
+        assert_eq!(sign(SECRET, "delivery-1", 1_000, body), expected);
+    }
+
+    #[test]
+    fn a_wrong_secret_body_delivery_id_or_stale_timestamp_is_refused() {
+        let body = br#"{"id":"1"}"#;
+        let signature = sign(SECRET, "delivery-1", 1_000, body);
+        for (secret, now, sent_body, ts, delivery) in [
             (
-                "whsec_0123456789abcdef",
+                "whsec_other_secret_value",
                 1_000,
-                &br#"{"id":"2"}"#[..],
+                &body[..],
                 1_000,
+                "delivery-1",
             ),
-            ("whsec_0123456789abcdef", 1_301, &body[..], 1_000),
-            ("whsec_0123456789abcdef", 1_000, &body[..], 1_001),
+            (SECRET, 1_000, &br#"{"id":"2"}"#[..], 1_000, "delivery-1"),
+            (SECRET, 1_301, &body[..], 1_000, "delivery-1"),
+            (SECRET, 1_000, &body[..], 1_001, "delivery-1"),
+            // The same signed content replayed under a new delivery id.
+            (SECRET, 1_000, &body[..], 1_000, "delivery-2"),
         ] {
-            let result = verify(secret, 300, now, &headers(ts, &signature), sent_body);
-            assert_eq!(result.err().map(|p| p.status), Some(401));
+            let result = verify(
+                secret,
+                300,
+                now,
+                &headers(ts, &signature),
+                delivery,
+                sent_body,
+            );
+            assert_eq!(result.err().map(|p| p.status), Some(401), "{delivery}");
         }
     }
 

@@ -17,7 +17,7 @@ async fn deliver(
         .header("x-erp-timestamp", timestamp.to_string())
         .header(
             "x-erp-signature",
-            crossdock_api::webhooks::sign(secret, timestamp, body.as_bytes()),
+            crossdock_api::webhooks::sign(secret, delivery, timestamp, body.as_bytes()),
         )
         .header("x-erp-event-id", delivery)
         .body(body.to_owned())
@@ -65,6 +65,23 @@ async fn a_signed_webhook_is_accepted_once_and_replays_and_forgeries_are_refused
         "https://crossdock.dev/problems/webhook-replayed"
     );
 
+    // The captured delivery under a new id: the id is signed, so the old signature fails.
+    let renamed = app
+        .client
+        .post(format!("{}/webhooks/erp", app.base))
+        .header("content-type", "application/json")
+        .header("x-erp-timestamp", ts.to_string())
+        .header(
+            "x-erp-signature",
+            crossdock_api::webhooks::sign(WEBHOOK_SECRET, "delivery-1", ts, change.as_bytes()),
+        )
+        .header("x-erp-event-id", "delivery-9")
+        .body(change.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(renamed.status().as_u16(), 401);
+
     let forged = deliver(
         &app,
         "delivery-2",
@@ -83,7 +100,7 @@ async fn a_signed_webhook_is_accepted_once_and_replays_and_forgeries_are_refused
         .header("x-erp-timestamp", ts.to_string())
         .header(
             "x-erp-signature",
-            crossdock_api::webhooks::sign(WEBHOOK_SECRET, ts, change.as_bytes()),
+            crossdock_api::webhooks::sign(WEBHOOK_SECRET, "delivery-4", ts, change.as_bytes()),
         )
         .header("x-erp-event-id", "delivery-4");
     tampered = tampered.body(change.replace("38", "99"));
