@@ -601,12 +601,12 @@ fn publish_event(shared: &Shared, txn: &mut Txn<'_>, call: &Call, obj: usize) ->
         match crate::value::from_json(json, fd.ty, fd.length) {
             Ok(v) => values.push((i, v)),
             Err(_) => {
-                return Reply::error(
-                    400,
+                let e = DmlError::new(
                     "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                    &format!("{}: value not of required type: {json}", fd.label),
-                    Some(std::slice::from_ref(&fd.name)),
-                );
+                    format!("{}: value not of required type: {json}", fd.label),
+                )
+                .with_fields(vec![fd.name.clone()]);
+                return write_reply(txn, obj, &body, &call.body, &e);
             }
         }
     }

@@ -324,6 +324,23 @@ async fn bad_input_gets_the_documented_error_codes() {
         "{}",
         bad_update.text
     );
+    let event = sim
+        .post(
+            "sobjects/Order_Shipped__e",
+            json!({"Order_Number__c": "E-1", "Shipped_At__c": true}),
+        )
+        .await;
+    assert_eq!(
+        (event.status, event.body[0]["message"].clone()),
+        (
+            400,
+            json!(
+                "Cannot deserialize instance of datetime from VALUE_TRUE value true or request may be missing a required field at [line:1, column:46]"
+            )
+        ),
+        "{}",
+        event.text
+    );
     for path in [
         "sobjects/Account/xyz",
         "sobjects/Contact/001Dd0000000001AAA",

@@ -634,3 +634,47 @@ async fn deep_soql_over_http_is_a_malformed_query() {
     );
     sim.shutdown().await;
 }
+
+/// Avro payloads of published platform events: random bytes, and valid prefixes followed by
+/// huge or negative lengths, decode to a value or an error, never a panic or a huge allocation.
+#[test]
+fn random_platform_event_payloads_decode_or_are_refused() {
+    let meta = meta::standard();
+    let def = meta
+        .objects
+        .iter()
+        .find(|o| o.kind == meta::Kind::PlatformEvent)
+        .expect("a platform event is declared")
+        .clone();
+    let (_, order) = crossdock_sim_salesforce::cdc::platform_schema(&def);
+    let mut runner = TestRunner::new(PConfig {
+        cases: cases(2_000),
+        failure_persistence: None,
+        ..PConfig::default()
+    });
+    let varint = prop_oneof![
+        Just(vec![
+            0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+        ]),
+        Just(vec![0x01u8]),
+        Just(vec![0xfeu8, 0xff, 0xff, 0xff, 0x0f]),
+        prop::collection::vec(any::<u8>(), 0..12),
+    ];
+    let payload = (prop::collection::vec(varint, 0..12), any::<bool>()).prop_map(|(parts, cut)| {
+        let mut out: Vec<u8> = parts.concat();
+        if cut && !out.is_empty() {
+            out.pop();
+        }
+        out
+    });
+    // A panic inside the decoder fails the run; a decoded payload is an object of the
+    // event's fields.
+    let result = runner.run(&payload, |bytes| {
+        if let Ok(json) = crossdock_sim_salesforce::cdc::decode_platform(&def, &order, &bytes) {
+            let fields = json.as_object().map(|o| o.len());
+            prop_assert!(fields.is_some_and(|n| n <= def.fields.len()), "{json}");
+        }
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+}
