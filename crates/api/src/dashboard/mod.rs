@@ -887,21 +887,55 @@ fn cookie_attributes(ops: &Ops, headers: &HeaderMap) -> &'static str {
     }
 }
 
+/// 429 for an address past its budget of failed authentications (the API's rule).
+fn too_many_failures(per_minute: u32, retry_after: u64) -> Problem {
+    Problem::rate_limited(
+        "rate-limited",
+        format!(
+            "more than {per_minute} failed authentications a minute came from this address; retry after {retry_after} s"
+        ),
+        retry_after,
+    )
+}
+
+/// Signs in. Failed sign-ins count against the address's budget of failed authentications,
+/// as on the API.
 async fn login(
     State(state): State<AppState>,
     Extension(ops): Extension<Ops>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     ApiJson { value, .. }: ApiJson<LoginBody>,
 ) -> Result<Response, Problem> {
     require_action_header(&headers)?;
+    let address = peer.map(|Extension(info)| info.0.ip());
+    let per_minute = state.config().auth_failures_per_minute;
+    if let Some(address) = address
+        && let Err(retry_after) = state.limiter().auth_blocked(address, per_minute)
+    {
+        return Err(too_many_failures(per_minute, retry_after));
+    }
     let key = value.key.trim();
-    if !key.starts_with(crate::auth::keys::PREFIX) {
-        return Err(Problem::unauthorized(format!(
+    let principal = if key.starts_with(crate::auth::keys::PREFIX) {
+        principal_of_key(&state, key).await
+    } else {
+        Err(Problem::unauthorized(format!(
             "sign in with an API key (it starts with `{}`)",
             crate::auth::keys::PREFIX
-        )));
-    }
-    let principal = principal_of_key(&state, key).await?;
+        )))
+    };
+    let principal = match principal {
+        Ok(principal) => principal,
+        Err(problem) if problem.status == 401 => {
+            if let Some(address) = address
+                && let Err(retry_after) = state.limiter().auth_failed(address, per_minute)
+            {
+                return Err(too_many_failures(per_minute, retry_after));
+            }
+            return Err(problem);
+        }
+        Err(problem) => return Err(problem),
+    };
     if !principal.has(Scope::OpsRead) {
         return Err(Problem::forbidden(Scope::OpsRead.as_str()));
     }

@@ -375,3 +375,42 @@ async fn a_foreign_host_is_refused_in_every_access_mode() {
         hub.stop().await;
     }
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_address() {
+    let hub = hub("dash-throttle", DashboardAccess::ApiKey, &[]).await;
+    let per_minute = hub.state.config().auth_failures_per_minute;
+    let attempt = |key: String| {
+        let base = hub.base.clone();
+        async move {
+            client()
+                .post(format!("{base}/dashboard/login"))
+                .header("x-crossdock-action", "1")
+                .json(&serde_json::json!({ "key": key }))
+                .send()
+                .await
+                .expect("sign in")
+        }
+    };
+    let mut statuses = Vec::new();
+    for n in 0..=per_minute {
+        statuses.push(
+            attempt(format!("cdk_0123456789ab_wrong{n}"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(
+        statuses[..usize::try_from(per_minute).expect("small")]
+            .iter()
+            .all(|s| *s == 401),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Blocked: even the right key waits now.
+    let right = attempt(hub.key.clone()).await;
+    assert_eq!(right.status().as_u16(), 429);
+    assert!(right.headers().get(header::RETRY_AFTER).is_some());
+    hub.stop().await;
+}
