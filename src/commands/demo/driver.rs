@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossdock_domain::ids::{AccountId, Sku};
-use crossdock_ports::Erp;
 use crossdock_ports::erp::PriceRequest;
+use crossdock_ports::{Erp, Failure, FailureClass};
 use crossdock_store::SharedStore;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -21,6 +21,45 @@ use super::scenario::{Plan, PlannedOrder, Twist};
 
 /// Namespace of the demo's own bookkeeping in the store (what was already done, for resume).
 const KV: &str = "demo";
+
+/// How long a start-up step keeps retrying a system that fails for a passing reason (the
+/// ERP's outage window lasts a fraction of the day; the longest day is 600 s).
+pub const START_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Runs `attempt` until it succeeds: a transient or throttled failure (the ERP in its outage
+/// window, say) is shown and retried with backoff — 0.5 s doubling to 8 s, or the system's
+/// `Retry-After` — for at most `patience`; a permanent failure, or one past `patience`, ends it.
+///
+/// # Errors
+/// The last failure, with `what` as its context.
+pub async fn with_retries<T, F, Fut>(what: &str, patience: Duration, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let failure = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        let wait = match failure.class {
+            FailureClass::Transient | FailureClass::Conflict => delay,
+            FailureClass::Throttled { retry_after } => retry_after.unwrap_or(delay),
+            _ => return Err(anyhow::anyhow!("{what}: {failure}")),
+        };
+        if started.elapsed() + wait > patience {
+            return Err(anyhow::anyhow!(
+                "{what}: {failure} (still failing after {}s)",
+                started.elapsed().as_secs()
+            ));
+        }
+        eprintln!("{what}: {failure}; retrying in {:.1}s", wait.as_secs_f64());
+        tokio::time::sleep(wait).await;
+        delay = (delay * 2).min(Duration::from_secs(8));
+    }
+}
 
 /// A customer of the demo, with its Salesforce id.
 #[derive(Debug, Clone)]
@@ -211,6 +250,33 @@ impl Driver {
             .and_then(|v| v.as_str().map(str::to_owned))
     }
 
+    /// Notes as placed the orders an earlier run placed in Salesforce but was stopped before it
+    /// noted them (a placement is one all-or-none composite call, so an order found there is
+    /// whole): without this, a resumed day would place them a second time. Returns how many.
+    pub async fn recover_placed(&self, plan: &Plan) -> Result<usize> {
+        let mut unnoted = BTreeMap::new();
+        for order in &plan.orders {
+            if self.placed(order.n).await.is_none() {
+                unnoted.insert(format!("demo order {}", order.n), order.n);
+            }
+        }
+        if unnoted.is_empty() {
+            return Ok(0);
+        }
+        let mut recovered = 0;
+        for row in self.user.query("SELECT Id, Description FROM Order").await? {
+            let (Some(id), Some(description)) = (row["Id"].as_str(), row["Description"].as_str())
+            else {
+                continue;
+            };
+            if let Some(n) = unnoted.remove(description) {
+                self.remember(&format!("placed:{n}"), json!(id)).await?;
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
+
     /// Looks up the ERP's price of every line of every order not placed yet.
     pub async fn look_up_prices(&self, plan: &Plan) -> Result<()> {
         let today = crossdock_ports::Clock::now(&crossdock_ports::SystemClock).date();
@@ -227,11 +293,13 @@ impl Driver {
                     quantity: *qty,
                 })
                 .collect();
-            let quotes = self
-                .erp
-                .prices(&AccountId::new(customer.account.clone()), &requests, today)
-                .await
-                .map_err(|e| anyhow::anyhow!("price lookup for order {}: {e}", order.n))?;
+            let account = AccountId::new(customer.account.clone());
+            let quotes = with_retries(
+                &format!("price lookup for order {}", order.n),
+                START_PATIENCE,
+                || self.erp.prices(&account, &requests, today),
+            )
+            .await?;
             let mut prices = self
                 .prices
                 .lock()
@@ -348,9 +416,10 @@ impl Driver {
         Ok(true)
     }
 
-    /// Plays the day: places every order not placed yet, on schedule (a resumed day places
-    /// the rest at once), takes the ERP down during the outage window, and asks for the
-    /// planned cancellations. Calls `placed` after each order.
+    /// Plays the day: places every order not placed yet, on schedule, takes the ERP down
+    /// during the outage window, and asks for the planned cancellations. A resumed day (some
+    /// orders were placed by an earlier run) places the rest at once instead of waiting its
+    /// schedule again from the start. Calls `placed` after each order.
     pub async fn play(
         &self,
         plan: &Plan,
@@ -358,6 +427,13 @@ impl Driver {
         mut on_placed: impl FnMut(),
     ) -> Result<()> {
         let started = Instant::now();
+        let mut resumed = false;
+        for order in &plan.orders {
+            if self.placed(order.n).await.is_some() {
+                resumed = true;
+                break;
+            }
+        }
         let mut outage_started = self.done("outage").await;
         let mut pending_cancels: Vec<(Instant, u32, String)> = Vec::new();
         for order in &plan.orders {
@@ -370,19 +446,19 @@ impl Driver {
             }
             let due = started + order.at;
             let now = Instant::now();
-            if due > now {
+            if due > now && !resumed {
                 tokio::time::sleep(due - now).await;
             }
             if !outage_started && order.at >= plan.outage.0 {
                 if let Some(admin) = &erp_admin {
                     let duration = (plan.outage.1 - plan.outage.0).as_millis();
-                    admin
-                        .start_outage(
+                    with_retries("starting the ERP outage", START_PATIENCE, || {
+                        admin.start_outage(
                             crossdock_erp::sim::OutageMode::Http503,
                             Some(i64::try_from(duration).unwrap_or(i64::MAX)),
                         )
-                        .await
-                        .map_err(|e| anyhow::anyhow!("starting the ERP outage: {e}"))?;
+                    })
+                    .await?;
                 }
                 outage_started = true;
                 self.remember("outage", json!(true)).await?;
@@ -414,5 +490,53 @@ impl Driver {
             self.cancel(n, &id).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transient_failure_at_start_is_retried_until_it_passes() {
+        let attempts = AtomicU32::new(0);
+        let answer = with_retries("reading the ERP's master data", START_PATIENCE, || async {
+            if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(Failure::transient(
+                    "catalog: the ERP is unavailable (outage window)",
+                ))
+            } else {
+                Ok(7)
+            }
+        })
+        .await
+        .expect("passes once the outage is over");
+        assert_eq!((answer, attempts.load(Ordering::SeqCst)), (7, 3));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_ends_at_once_and_one_past_patience_gives_up() {
+        let attempts = AtomicU32::new(0);
+        let error = with_retries("reading", START_PATIENCE, || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(Failure::permanent("no such customer"))
+        })
+        .await
+        .expect_err("permanent");
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+        assert!(error.to_string().contains("reading: "), "{error}");
+
+        let attempts = AtomicU32::new(0);
+        let error = with_retries("reading", Duration::from_millis(800), || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(Failure::transient("still down"))
+        })
+        .await
+        .expect_err("gave up");
+        // 0.5 s, then the next wait (1 s) would pass the patience of 0.8 s.
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        assert!(error.to_string().contains("still failing"), "{error}");
     }
 }

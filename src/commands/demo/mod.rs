@@ -39,7 +39,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             (temp.clone(), Some(TempDirGuard(temp)))
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    world::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let world = World::start(&dir, args.seed, &args.erp, args.port).await?;
     println!("crossdock demo — data in {}", dir.display());
     println!("  hub and dashboard  {}", world.hub_url);
@@ -89,7 +89,7 @@ impl Drop for TempDirGuard {
 
 fn crossdock_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("crossdock-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    world::create_private_dir(&dir)?;
     Ok(dir)
 }
 
@@ -138,6 +138,7 @@ async fn day(
         pricebook,
         prices: std::sync::Mutex::new(BTreeMap::new()),
     });
+    driver.recover_placed(&plan).await?;
     driver.look_up_prices(&plan).await?;
     let mut resumed = 0;
     for order in &plan.orders {
@@ -270,10 +271,13 @@ async fn master_data(
         crate::config::ErpSection::Sim(config) => {
             let admin =
                 crossdock_erp::sim::Admin::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let seed = admin
-                .seed()
-                .await
-                .map_err(|e| anyhow::anyhow!("reading the ERP's master data: {e}"))?;
+            // The ERP may be in its outage window when a day resumes: wait it out, visibly.
+            let seed = driver::with_retries(
+                "reading the ERP's master data",
+                driver::START_PATIENCE,
+                || admin.seed(),
+            )
+            .await?;
             Ok((
                 seed.customers
                     .into_iter()

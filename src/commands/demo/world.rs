@@ -46,12 +46,26 @@ pub fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// Creates `dir` and its missing parents readable by their owner only (0700 on Unix): the
+/// demo's folders hold the store, the simulators' data and the Salesforce simulator's TLS key.
+/// A folder that exists already keeps its mode.
+///
+/// # Errors
+/// The folder cannot be created.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 impl World {
     /// Starts everything; `erp_kind` is `sim` or `tryton`.
     pub async fn start(dir: &Path, seed: u64, erp_kind: &str, port: u16) -> Result<World> {
         let (store_path, erp_dir, sf_dir) = paths(dir);
-        std::fs::create_dir_all(&erp_dir)?;
-        std::fs::create_dir_all(&sf_dir)?;
+        create_private_dir(&erp_dir)?;
+        create_private_dir(&sf_dir)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
         let (erp_sim, erp_section) = match erp_kind {
@@ -224,4 +238,24 @@ max_attempts = 200
         bail!("the demo's hub configuration: {}", problems.join("; "));
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_demo_s_folders_are_the_owner_s_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = std::env::temp_dir().join(format!("crossdock-demo-dirs-{}", std::process::id()));
+        let (_, erp, salesforce) = paths(&root.join("data"));
+        create_private_dir(&erp).expect("created");
+        create_private_dir(&salesforce).expect("created");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        for dir in [&root, &root.join("data"), &erp, &salesforce] {
+            assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        }
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
 }
