@@ -30,6 +30,8 @@ async function main() {
   out.query_distinct = new Set(records.map((r) => r.Id)).size;
   const firstPage = await conn.query("SELECT Id FROM Account WHERE Name LIKE 'Bulk %'");
   out.first_page = { totalSize: firstPage.totalSize, done: firstPage.done, records: firstPage.records.length, next: firstPage.nextRecordsUrl };
+  out.grouped = (await conn.query("SELECT Name, COUNT(Id) c FROM Account WHERE Name LIKE 'Bulk 0000%' GROUP BY Name ORDER BY Name DESC LIMIT 3")).records.map((r) => [r.Name, r.c]);
+  out.created_today = (await conn.query("SELECT COUNT() FROM Account WHERE CreatedDate = TODAY AND Name LIKE 'Bulk %'")).totalSize;
 
   const made = await conn.sobject('Contact').create(
     [{ LastName: 'JS One', AccountId: created.id }, { LastName: 'JS Two', AccountId: created.id }],

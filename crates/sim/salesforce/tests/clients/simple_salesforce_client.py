@@ -38,6 +38,8 @@ result = sf.query_all("SELECT Id, Name FROM Account WHERE Name LIKE 'Bulk %'")
 out["query_total"] = result["totalSize"]
 out["query_records"] = len(result["records"])
 out["query_distinct"] = len({r["Id"] for r in result["records"]})
+out["aggregate"] = sf.query("SELECT COUNT(Id) n, MAX(Name) FROM Account WHERE Name LIKE 'Bulk %' AND CreatedDate = TODAY")["records"]
+out["with_children"] = sf.query("SELECT Name, (SELECT Id FROM Contacts) FROM Account WHERE Name = 'Py Account'")["records"]
 
 collection = sf.restful(
     "composite/sobjects",

@@ -137,6 +137,14 @@ async fn simple_salesforce_drives_rest_query_paging_collections_and_logins() {
         ),
         (json!(2100), json!(2100), json!(2100))
     );
+    assert_eq!(
+        out["aggregate"][0]["attributes"]["type"],
+        json!("AggregateResult")
+    );
+    assert_eq!(out["aggregate"][0]["n"], json!(2100));
+    assert_eq!(out["aggregate"][0]["expr0"], json!("Bulk 02099"));
+    assert_eq!(out["with_children"][0]["Name"], json!("Py Account"));
+    assert_eq!(out["with_children"][0]["Contacts"], Json::Null);
     assert_eq!(out["collection"][0]["success"], json!(true));
     assert_eq!(
         out["collection"][1]["errors"][0]["statusCode"],
@@ -208,6 +216,11 @@ async fn jsforce_drives_rest_query_paging_collections_and_oauth_flows() {
         (json!(2300), json!(2300))
     );
     assert_eq!(out["first_page"]["records"], json!(2000));
+    assert_eq!(
+        out["grouped"],
+        json!([["Bulk 00009", 1], ["Bulk 00008", 1], ["Bulk 00007", 1]])
+    );
+    assert_eq!(out["created_today"], json!(2300));
     assert_eq!(out["first_page"]["done"], json!(false));
     assert!(
         out["collection_create"]
