@@ -378,3 +378,85 @@ async fn failed_authentications_from_one_address_are_throttled() {
         429
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_submissions_past_capacity_are_shed_and_every_accepted_order_is_booked() {
+    let app = TestApp::with(Options {
+        config: ApiConfig {
+            erp_budget_ms: 10_000,
+            server: ServerConfig {
+                max_concurrent_requests: 2,
+                ..ServerConfig::default()
+            },
+            ..ApiConfig::default()
+        },
+        run_engine: true,
+    })
+    .await;
+    // Validation's ERP lookups take 300 ms: two submissions fill the capacity.
+    *app.erp.delay.lock().expect("delay") = Duration::from_millis(300);
+    let mut submissions = Vec::new();
+    for n in 0..20 {
+        let request = app
+            .client
+            .post(format!("{}/v1/orders", app.base))
+            .bearer_auth(&app.key)
+            .header("idempotency-key", format!("burst-{n}"))
+            .json(&crate::helpers::order(&format!("BURST-{n}"), "ACC-1"));
+        submissions.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let response = request.send().await.expect("answer");
+            let status = response.status().as_u16();
+            let retry_after = response.headers().contains_key("retry-after");
+            (n, status, retry_after, started.elapsed())
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut shed = Vec::new();
+    let mut shed_ids = Vec::new();
+    for submission in submissions {
+        let (n, status, retry_after, elapsed) = submission.await.expect("task");
+        match status {
+            202 => accepted.push((n, elapsed)),
+            503 => {
+                assert!(retry_after, "503 without Retry-After");
+                shed.push(elapsed);
+                shed_ids.push(n);
+            }
+            other => panic!("submission {n}: unexpected {other}"),
+        }
+    }
+    let mut accepted_times: Vec<Duration> = accepted.iter().map(|(_, t)| *t).collect();
+    accepted_times.sort();
+    shed.sort();
+    println!(
+        "orders: accepted {} (p99 {:?}), shed {} (p99 {:?})",
+        accepted.len(),
+        percentile(&accepted_times, 0.99),
+        shed.len(),
+        percentile(&shed, 0.99)
+    );
+    assert!(accepted.len() >= 2, "accepted {}", accepted.len());
+    assert!(shed.len() >= 10, "shed {}", shed.len());
+    assert!(percentile(&shed, 0.99) < Duration::from_millis(250));
+    *app.erp.delay.lock().expect("delay") = Duration::ZERO;
+    for (n, _) in accepted {
+        app.wait_for(&format!("/v1/orders/EXT-all-scopes-BURST-{n}"), |o| {
+            o["erp_order_number"].is_string()
+        })
+        .await;
+    }
+    // A shed submission was not captured; sent again with its key, it is accepted and booked.
+    let again = shed_ids[0];
+    let path = format!("/v1/orders/EXT-all-scopes-BURST-{again}");
+    assert_eq!(app.get_json(&path).await.0, 404);
+    let response = app
+        .submit(
+            &crate::helpers::order(&format!("BURST-{again}"), "ACC-1"),
+            &format!("burst-{again}"),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    app.wait_for(&path, |o| o["erp_order_number"].is_string())
+        .await;
+}
