@@ -219,6 +219,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         marks.join(", ")
     );
     println!(
+        "loopback ERP change feed: at most {} changes waiting to be read",
+        erp.feed_peak()
+    );
+    println!(
         "downstream calls: ERP {} ({} bookings), Salesforce {} calls for {} records",
         erp.calls.load(std::sync::atomic::Ordering::Relaxed),
         erp.bookings_created

@@ -41,12 +41,52 @@ type Booked = (String, Vec<(LineNo, u32, Decimal)>);
 /// An authorised return: hub id, (line, units), order.
 type Authorised = (RmaId, Vec<(LineNo, u32)>, OrderId);
 
+/// Bookings the loopback ERP remembers by default (see [`LoopbackErp::remembering`]).
+pub const REMEMBERED_BOOKINGS: usize = 10_000;
+
 #[derive(Default)]
 struct ErpState {
-    bookings: BTreeMap<OrderId, Booked>,
+    bookings: Bookings,
     returns: BTreeMap<String, Authorised>,
     memos: BTreeMap<String, Decimal>,
     changes: Feed,
+}
+
+/// The newest bookings by order, at most `limit`: the oldest is forgotten when a new one
+/// would pass it, which keeps long runs' memory flat. ERP numbers count every booking ever.
+#[derive(Default)]
+struct Bookings {
+    limit: usize,
+    by_order: BTreeMap<OrderId, Booked>,
+    /// Orders in booking order, for forgetting the oldest.
+    age: std::collections::VecDeque<OrderId>,
+    created: u64,
+}
+
+impl Bookings {
+    fn get(&self, order: &OrderId) -> Option<&Booked> {
+        self.by_order.get(order)
+    }
+
+    /// Books `order`; returns its new ERP number.
+    fn insert(&mut self, order: &OrderId, lines: Vec<(LineNo, u32, Decimal)>) -> String {
+        self.created += 1;
+        let erp_ref = format!("LB-{}", self.created);
+        self.by_order
+            .insert(order.clone(), (erp_ref.clone(), lines));
+        self.age.push_back(order.clone());
+        while self.by_order.len() > self.limit.max(1) {
+            let Some(oldest) = self.age.pop_front() else {
+                break;
+            };
+            self.by_order.remove(&oldest);
+        }
+        erp_ref
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&OrderId, &Booked)> {
+        self.by_order.iter()
+    }
 }
 
 /// The change feed: positions count from the first change ever; changes before the
@@ -57,12 +97,15 @@ struct Feed {
     /// Position of `kept[0]`.
     dropped: usize,
     kept: std::collections::VecDeque<ErpChange>,
+    /// Most changes kept at once (made, not yet asked past).
+    peak: usize,
 }
 
 impl Feed {
     fn push(&mut self, at: OffsetDateTime, kind: ChangeKind) {
         let id = format!("loop-{}", self.dropped + self.kept.len() + 1);
         self.kept.push_back(ErpChange { id, at, kind });
+        self.peak = self.peak.max(self.kept.len());
     }
 
     /// Up to `limit` changes from position `start`, and the position after them; what
@@ -89,21 +132,49 @@ pub struct LoopbackErp {
 }
 
 impl LoopbackErp {
-    /// A loopback ERP on a clock.
+    /// A loopback ERP on a clock, remembering the newest [`REMEMBERED_BOOKINGS`] bookings.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let state = ErpState {
+            bookings: Bookings {
+                limit: REMEMBERED_BOOKINGS,
+                ..Bookings::default()
+            },
+            ..ErpState::default()
+        };
         Self {
             clock,
-            state: Mutex::new(ErpState::default()),
+            state: Mutex::new(state),
             calls: AtomicU64::new(0),
             bookings_created: AtomicU64::new(0),
             latency: Duration::ZERO,
         }
     }
 
+    /// The same ERP remembering only the newest `bookings` bookings (at least one): an
+    /// older order booked again gets a new ERP number, and its look-up and credit memos
+    /// find nothing. Its memory then stays flat however many orders a run books.
+    pub fn remembering(self, bookings: usize) -> Self {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .bookings
+            .limit = bookings;
+        self
+    }
+
     /// The same ERP answering each call after `latency` (benchmarks of the hub's own latency).
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// Most changes its feed held at once: made, not yet read past by the hub.
+    pub fn feed_peak(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .changes
+            .peak
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, ErpState> {
@@ -202,15 +273,12 @@ impl Erp for LoopbackErp {
             });
         }
         self.bookings_created.fetch_add(1, Ordering::Relaxed);
-        let erp_ref = format!("LB-{}", state.bookings.len() + 1);
         let lines: Vec<(LineNo, u32, Decimal)> = order
             .lines
             .iter()
             .map(|l| (l.line, l.quantity, l.unit_price))
             .collect();
-        state
-            .bookings
-            .insert(order.reference.clone(), (erp_ref.clone(), lines.clone()));
+        let erp_ref = state.bookings.insert(&order.reference, lines.clone());
         let reference = order.reference.clone();
         let shipped: Vec<(LineNo, u32)> = lines.iter().map(|(l, q, _)| (*l, *q)).collect();
         let net: Decimal = lines.iter().map(|(_, q, p)| Decimal::from(*q) * p).sum();
@@ -491,6 +559,25 @@ async fn pause(latency: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bookings_past_the_limit_forget_the_oldest_and_numbers_go_on() {
+        let mut bookings = Bookings {
+            limit: 2,
+            ..Bookings::default()
+        };
+        let order = |n: u32| OrderId::new(format!("ORD-{n}"));
+        let refs: Vec<String> = (1..=3)
+            .map(|n| bookings.insert(&order(n), vec![(LineNo(1), n, Decimal::ONE)]))
+            .collect();
+        assert_eq!(refs, ["LB-1", "LB-2", "LB-3"]);
+        assert!(bookings.get(&order(1)).is_none(), "the oldest is forgotten");
+        assert_eq!(bookings.get(&order(2)).map(|b| b.0.as_str()), Some("LB-2"));
+        assert_eq!(bookings.get(&order(3)).map(|b| b.0.as_str()), Some("LB-3"));
+        assert_eq!((bookings.by_order.len(), bookings.age.len()), (2, 2));
+        // A forgotten order booked again gets a new number, never an old one.
+        assert_eq!(bookings.insert(&order(1), Vec::new()), "LB-4");
+    }
 
     #[test]
     fn the_feed_forgets_only_what_lies_before_the_position_asked_for() {

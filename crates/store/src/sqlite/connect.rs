@@ -52,7 +52,13 @@ pub(crate) fn writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// A read-only connection.
+/// Page cache of each read connection, KiB. A read that scans a large table (the order
+/// counts, a dashboard page) fills its connection's cache, so the readers together hold at
+/// most [`super::DEFAULT_READERS`] times this, however large the file grows; the pages they
+/// drop stay in the OS cache.
+pub(crate) const READER_CACHE_KIB: i64 = 4 * 1024;
+
+/// A read-only connection with a page cache of [`READER_CACHE_KIB`].
 pub(crate) fn reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -60,7 +66,9 @@ pub(crate) fn reader(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| Error::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-    conn.execute_batch("PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+        .map_err(db)?;
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")
         .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

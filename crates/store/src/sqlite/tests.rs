@@ -585,3 +585,15 @@ async fn a_reply_comes_once_the_commit_is_durable_and_visible_to_readers() {
     assert!(stats.busy >= stats.committing && stats.committing > Duration::ZERO);
     writer.close().await;
 }
+
+#[test]
+fn read_connections_keep_a_bounded_page_cache() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let path = scratch.0.join("hub.db");
+    drop(connect::writer(&path).unwrap());
+    let reader = connect::reader(&path).unwrap();
+    let size: Vec<i64> = column(&reader, "PRAGMA cache_size");
+    // Negative: KiB, not pages.
+    assert_eq!(size, [-4 * 1024], "4 MiB per reader");
+}
