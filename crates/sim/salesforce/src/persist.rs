@@ -571,7 +571,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
         move |source| PersistError::Write { path: p, source }
     };
     {
-        let mut f = std::fs::File::create(&tmp).map_err(fail(&tmp))?;
+        // Owner-only: the org holds customer records and access tokens.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp).map_err(fail(&tmp))?;
         f.write_all(bytes).map_err(fail(&tmp))?;
         f.sync_all().map_err(fail(&tmp))?;
     }

@@ -163,7 +163,7 @@ impl Persister {
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut file = File::create(&temp).map_err(io_error("create", &temp))?;
+            let mut file = owner_only_file(&temp).map_err(io_error("create", &temp))?;
             file.write_all(bytes).map_err(io_error("write", &temp))?;
             file.sync_all().map_err(io_error("sync", &temp))?;
             drop(file);
@@ -184,6 +184,25 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Pers
         path,
         source,
     }
+}
+
+/// Creates (or truncates) a file only its owner can read: the state holds customer data and
+/// webhook secrets.
+fn owner_only_file(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Creates the data directory (and missing parents) only its owner can enter.
+fn owner_only_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Makes a rename durable: the directory entry itself is flushed.
@@ -213,7 +232,7 @@ pub(crate) struct Opened {
 /// # Errors
 /// The directory cannot be created or read, or the state file is unreadable.
 pub(crate) fn open(dir: &Path, config: Config) -> Result<Opened, PersistError> {
-    fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    owner_only_dir(dir).map_err(io_error("create", dir))?;
     remove_stale_temp_files(dir);
     let path = dir.join(STATE_FILE);
     let bytes = match fs::read(&path) {

@@ -387,7 +387,8 @@ async fn a_crash_after_the_periodic_write_loses_nothing_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_right_after_an_answer_loses_nothing_that_was_acknowledged() {
     let dir = TempDir::new("durable");
-    let mut config = persistent(65, &dir.path());
+    let data = dir.path().join("erp");
+    let mut config = persistent(65, &data);
     config.persist_interval_ms = HOUR_MS.unsigned_abs();
     let erp = std::sync::Arc::new(TestErp::start(config.clone()).await);
     erp.rich_customer("SF-ACC-D").await;
@@ -420,6 +421,25 @@ async fn a_crash_right_after_an_answer_loses_nothing_that_was_acknowledged() {
         .expect("write count");
     println!("{bookings} concurrent bookings and a clock advance took {writes} writes");
     assert!(writes >= 2, "the answers waited for writes: {writes}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        assert_eq!(
+            mode(&data.join(STATE_FILE)),
+            Some(0o600),
+            "the state file is owner-only"
+        );
+        assert_eq!(
+            mode(&data),
+            Some(0o700),
+            "the directory it creates is owner-only"
+        );
+    }
     // A crash: no write at the end, and the periodic one never came.
     let erp = std::sync::Arc::into_inner(erp).expect("every task finished");
     drop(erp);

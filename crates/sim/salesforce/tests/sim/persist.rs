@@ -300,6 +300,12 @@ async fn a_crash_right_after_an_answer_loses_nothing_it_acknowledged() {
     drop(sim);
     let file = state_file(&dir);
     assert_eq!(file["clean"], json!(false), "no graceful stop");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("org.json")).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600), "org.json is owner-only");
+    }
 
     let mut sim = Sim::with(config(&dir)).await;
     assert!(sim.handle.restored());
