@@ -141,7 +141,7 @@ impl Effect {
                     && order.rejection.is_none()
                     && order.cancellation.is_none()
             }
-            Effect::CancelInErp => order.cancellation.is_some() && order.booking.is_some(),
+            Effect::CancelInErp => order.cancellation_in_force() && order.booking.is_some(),
             Effect::SyncOrder | Effect::SyncReturn { .. } => true,
             Effect::CloseOrder => order.is_closable(),
             Effect::AuthoriseReturn { rma } => order.returns.get(rma).is_some_and(|r| {

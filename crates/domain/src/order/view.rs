@@ -51,7 +51,7 @@ impl Order {
 
     /// Units still waiting for stock on a line.
     pub fn backordered(&self, line: LineNo) -> u32 {
-        if self.backorders.contains_key(&line) && self.cancellation.is_none() {
+        if self.backorders.contains_key(&line) && !self.cancellation_in_force() {
             let covered = self.allocated(line).max(self.shipped(line));
             self.ordered(line).saturating_sub(covered)
         } else {
@@ -198,10 +198,37 @@ impl Order {
         self.fully_invoiced() && self.paid_total() >= self.invoiced_total()
     }
 
+    /// Whether a cancellation holds: one was requested (or reported by the ERP) and nothing
+    /// shipped. Orders are cancelled only before shipment, so once goods left the ERP refuses
+    /// (or has refused) the request and the order carries on through its lifecycle. Derived
+    /// from the joined facts, so it does not depend on the order events arrive in.
+    pub fn cancellation_in_force(&self) -> bool {
+        self.cancellation.is_some() && !self.any_shipped()
+    }
+
+    /// Whether a cancellation was requested but the order had already shipped: the request is
+    /// settled as refused.
+    pub fn cancellation_refused(&self) -> bool {
+        self.cancellation.is_some() && self.any_shipped()
+    }
+
+    /// Why the order is where it is, as told to Salesforce: the cancellation's reason while it
+    /// holds, that it was refused once the order shipped, or why the order was rejected.
+    pub fn status_reason(&self) -> Option<String> {
+        match &self.cancellation {
+            Some(c) if self.cancellation_refused() => Some(format!(
+                "Cancellation refused, the order had already shipped: {}",
+                c.reason
+            )),
+            Some(c) => Some(c.reason.clone()),
+            None => self.rejection.as_ref().map(|r| r.reasons.join("; ")),
+        }
+    }
+
     /// Whether every condition to close the order holds.
     pub fn is_closable(&self) -> bool {
         self.closed.is_none()
-            && self.cancellation.is_none()
+            && !self.cancellation_in_force()
             && self.rejection.is_none()
             && self.fully_delivered()
             && self.fully_paid()
@@ -210,7 +237,7 @@ impl Order {
     /// The order's status, derived from its facts.
     pub fn status(&self) -> OrderStatus {
         let shipped_any = self.any_shipped();
-        if self.cancellation.is_some() && !shipped_any {
+        if self.cancellation_in_force() {
             return OrderStatus::Cancelled;
         }
         if self.rejection.is_some() && self.booking.is_none() && !shipped_any {
@@ -284,7 +311,11 @@ impl Order {
             invoiced: invoiced_at,
             paid: paid_at,
             closed: self.closed.map(|c| c.0.0),
-            cancelled: self.cancellation.as_ref().map(|c| c.at),
+            cancelled: self
+                .cancellation
+                .as_ref()
+                .filter(|_| self.cancellation_in_force())
+                .map(|c| c.at),
         }
     }
 }

@@ -162,11 +162,7 @@ impl Order {
         if let Some(booking) = &self.booking {
             refs.erp_ref = Some(booking.erp_ref.clone());
         }
-        let reason = self
-            .cancellation
-            .as_ref()
-            .map(|c| c.reason.clone())
-            .or_else(|| self.rejection.as_ref().map(|r| r.reasons.join("; ")));
+        let reason = self.status_reason();
         Some(OrderSummary {
             id: draft.id.clone(),
             refs,
