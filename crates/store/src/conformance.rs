@@ -12,6 +12,7 @@
 //! [`run_postgres`]).
 
 pub mod bindings;
+pub mod cluster;
 pub mod dead_letters;
 pub mod events;
 pub mod fixtures;
@@ -54,6 +55,10 @@ mod suite {
     use super::*;
 
     crate::conformance_tests! {
+        sqlite_cluster_one_live_incarnation_per_name, postgres_cluster_one_live_incarnation_per_name
+            => cluster::one_live_incarnation_per_name;
+        sqlite_cluster_concurrent_claims_have_one_winner, postgres_cluster_concurrent_claims_have_one_winner
+            => cluster::concurrent_claims_have_one_winner;
         sqlite_inbox_dedupes_by_source_and_message_id, postgres_inbox_dedupes_by_source_and_message_id
             => inbox::dedupes_by_source_and_message_id;
         sqlite_inbox_dedupes_concurrent_accepts, postgres_inbox_dedupes_concurrent_accepts

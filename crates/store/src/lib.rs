@@ -15,6 +15,7 @@
 //! and `created_at` come from the database's clock, every other time from the caller.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use cluster::{Claim, Member};
 pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLetter};
 pub use decision::{Binding, Committed, Decision};
 pub use error::{Error, ErrorKind, Result};
@@ -342,6 +344,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a record; `true` when it existed.
     async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool>;
+
+    // --- instance membership ---------------------------------------------------------------
+
+    /// Claims the instance name `name` for `incarnation` at `now`: taken when free, held by
+    /// `incarnation` already, or held by an incarnation whose heartbeat is at least `lease`
+    /// old (stale); otherwise [`Claim::Held`] names the live holder and nothing is written.
+    /// Of concurrent claims of a free name exactly one wins.
+    async fn claim_instance(
+        &self,
+        name: &str,
+        incarnation: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<Claim>;
+
+    /// Records a heartbeat of `incarnation`'s claim on `name`; `false` when it no longer
+    /// holds the name (released, or taken over as stale), and nothing is written.
+    async fn heartbeat_instance(
+        &self,
+        name: &str,
+        incarnation: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+
+    /// Gives up `incarnation`'s claim on `name`; `false` when it did not hold it.
+    async fn release_instance(&self, name: &str, incarnation: &str) -> Result<bool>;
+
+    /// Every claimed instance name, by name.
+    async fn instances(&self) -> Result<Vec<Member>>;
 
     // --- lifecycle -------------------------------------------------------------------------
 

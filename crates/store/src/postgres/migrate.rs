@@ -20,6 +20,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "external reference bindings",
         include_str!("../../migrations/postgres/0002_external_refs.sql"),
     ),
+    (
+        3,
+        "instance membership",
+        include_str!("../../migrations/postgres/0003_instances.sql"),
+    ),
 ];
 
 /// Runs SQL text (several statements allowed: no parameters, simple query protocol).

@@ -26,6 +26,7 @@
 //!   connection starts with `search_path` set to it). Times are `timestamptz` (microseconds),
 //!   JSON is `jsonb`; identifiers use `COLLATE "C"` so orderings match SQLite.
 
+mod cluster;
 mod dead;
 mod decision;
 pub(crate) mod failure;
@@ -429,6 +430,33 @@ impl Store for PgStore {
             .map_err(db)?
             .rows_affected();
         Ok(deleted == 1)
+    }
+
+    async fn claim_instance(
+        &self,
+        name: &str,
+        incarnation: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<crate::Claim> {
+        cluster::claim(&self.pool, name, incarnation, now, lease).await
+    }
+
+    async fn heartbeat_instance(
+        &self,
+        name: &str,
+        incarnation: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        cluster::heartbeat(&self.pool, name, incarnation, now).await
+    }
+
+    async fn release_instance(&self, name: &str, incarnation: &str) -> Result<bool> {
+        cluster::release(&self.pool, name, incarnation).await
+    }
+
+    async fn instances(&self) -> Result<Vec<crate::Member>> {
+        cluster::list(&self.pool).await
     }
 
     async fn close(&self) {

@@ -87,6 +87,7 @@ async fn opening_at_once(schema: String) {
             "events",
             "external_refs",
             "inbox",
+            "instances",
             "inventory",
             "kv",
             "orders",

@@ -48,6 +48,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "external reference bindings",
         include_str!("../../migrations/sqlite/0008_external_refs.sql"),
     ),
+    (
+        9,
+        "instance membership",
+        include_str!("../../migrations/sqlite/0009_instances.sql"),
+    ),
 ];
 
 fn db(e: rusqlite::Error) -> Error {

@@ -14,6 +14,7 @@
 //! sharing work use [`crate::postgres`].
 
 mod checkpoint;
+mod cluster;
 mod connect;
 mod dead;
 mod decision;
@@ -495,6 +496,42 @@ impl Store for SqliteStore {
         self.writer
             .write(move |ctx| kv::delete(ctx, &namespace, &key))
             .await
+    }
+
+    async fn claim_instance(
+        &self,
+        name: &str,
+        incarnation: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<crate::Claim> {
+        let (name, incarnation) = (name.to_owned(), incarnation.to_owned());
+        self.writer
+            .write(move |ctx| cluster::claim(ctx, &name, &incarnation, now, lease))
+            .await
+    }
+
+    async fn heartbeat_instance(
+        &self,
+        name: &str,
+        incarnation: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let (name, incarnation) = (name.to_owned(), incarnation.to_owned());
+        self.writer
+            .write(move |ctx| cluster::heartbeat(ctx, &name, &incarnation, now))
+            .await
+    }
+
+    async fn release_instance(&self, name: &str, incarnation: &str) -> Result<bool> {
+        let (name, incarnation) = (name.to_owned(), incarnation.to_owned());
+        self.writer
+            .write(move |ctx| cluster::release(ctx, &name, &incarnation))
+            .await
+    }
+
+    async fn instances(&self) -> Result<Vec<crate::Member>> {
+        self.readers.read(cluster::list).await
     }
 
     async fn close(&self) {
