@@ -68,6 +68,28 @@ pub(super) async fn run(engine: &Engine, lease: &Lease) -> Outcome {
                         ..Decision::default()
                     });
                 }
+                // The ERP refuses because goods already left: the shipment it reports settles
+                // the request (a shipped order is not cancelled and carries on to close), so
+                // the refusal is recorded, not dead-lettered.
+                Err(failure) if refused_after_shipment(&failure) => {
+                    return Outcome::Done(Decision {
+                        timeline: vec![TimelineEntry {
+                            kind: "refusal".to_owned(),
+                            outcome: Some("refused".to_owned()),
+                            ..note(
+                                &order.to_string(),
+                                now,
+                                &format!(
+                                    "The ERP refused the cancellation, the order had already \
+                                     shipped: {}",
+                                    failure.message
+                                ),
+                                lease,
+                            )
+                        }],
+                        ..Decision::default()
+                    });
+                }
                 Err(failure) => Err(failure),
             }
         }
@@ -348,6 +370,16 @@ pub(super) async fn customer(engine: &Engine, lease: &Lease) -> Outcome {
         }
         Err(failure) => Outcome::Failed(failure),
     }
+}
+
+/// Whether the ERP refused a cancellation because the order already shipped (the REST ERP's
+/// `cancel_after_shipment`, Tryton's `AlreadyShipped`).
+fn refused_after_shipment(failure: &Failure) -> bool {
+    failure.class == FailureClass::Permanent
+        && matches!(
+            failure.code.as_deref(),
+            Some("cancel_after_shipment" | "AlreadyShipped")
+        )
 }
 
 fn note(order: &str, at: time::OffsetDateTime, summary: &str, lease: &Lease) -> TimelineEntry {

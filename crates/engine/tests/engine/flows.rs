@@ -41,10 +41,11 @@ const WAIT: Duration = Duration::from_secs(30);
 // --- downstreams that record what the hub asked of them ------------------------------------
 
 /// The loopback ERP, recording every command-style call with its idempotency key, and able to
-/// keep answering "busy" to bookings.
+/// keep answering "busy" to bookings and to refuse cancellations as already shipped.
 struct RecordingErp {
     inner: LoopbackErp,
     hold_bookings: AtomicBool,
+    refuse_cancels: AtomicBool,
     calls: Mutex<Vec<(&'static str, String)>>,
 }
 
@@ -53,6 +54,7 @@ impl RecordingErp {
         Arc::new(Self {
             inner: LoopbackErp::new(Arc::new(SystemClock)),
             hold_bookings: AtomicBool::new(false),
+            refuse_cancels: AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
         })
     }
@@ -122,6 +124,13 @@ impl Erp for RecordingErp {
     }
     async fn cancel_order(&self, e: &str, r: &str, k: &str) -> PortResult<CancelOutcome> {
         self.record("cancel", k);
+        if self.refuse_cancels.load(Ordering::SeqCst) {
+            // What the ERP simulator's adapter answers once the goods have left.
+            return Err(Failure::permanent(format!(
+                "order {e} cannot be cancelled: already shipped"
+            ))
+            .with_code("cancel_after_shipment"));
+        }
         self.inner.cancel_order(e, r, k).await
     }
     async fn order(&self, e: &str) -> PortResult<ErpOrder> {
@@ -1192,6 +1201,107 @@ async fn a_cancel_delivered_twice_cancels_once_and_a_cancel_after_shipment_is_re
         hub.submit(from_erp(id, "CAN-2", command)).await;
     }
     until_synced(&hub, "CAN-2", "Delivered").await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_the_erp_refuses_as_already_shipped_is_recorded_and_the_order_still_closes() {
+    let (hub, erp, sf) = start("flow-cancel-refused", false, |_| {}).await;
+    erp.refuse_cancels.store(true, Ordering::SeqCst);
+    hub.submit(from_salesforce(
+        "can4-capture",
+        "CAN-4",
+        Command::CaptureOrder(draft("CAN-4", "ACC-CAN4", &[("SKU-1", 2)])),
+    ))
+    .await;
+    until_synced(&hub, "CAN-4", "Allocated").await;
+    // The ERP shipped meanwhile, but the hub has not heard of it yet when the cancel comes.
+    hub.submit(from_salesforce("cancel-4", "CAN-4", cancel(now())))
+        .await;
+    let store = hub.store.clone();
+    hub.wait_for(WAIT, "the ERP's refusal of CAN-4's cancel", move || {
+        let store = store.clone();
+        async move {
+            store
+                .timeline("CAN-4")
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.entry.kind == "refusal")
+        }
+    })
+    .await;
+    assert!(
+        dead_letters(&hub).await.is_empty(),
+        "the refusal is an answer, not a failure"
+    );
+
+    let total = summary(&hub, "CAN-4").await.total;
+    let t = now();
+    for (id, command) in [
+        (
+            "can4-delivered",
+            ship("S1", &[(1, 2)], Milestone::Delivered, t),
+        ),
+        (
+            "can4-invoiced",
+            Command::RecordInvoice {
+                invoice: InvoiceId::new("I4"),
+                facts: InvoiceFacts {
+                    number: "INV-0004".to_owned(),
+                    lines: [(LineNo(1), 2)].into(),
+                    net: total,
+                    tax: Decimal::ZERO,
+                    total,
+                    issued_at: t,
+                },
+            },
+        ),
+        (
+            "can4-paid",
+            Command::RecordPayment {
+                payment: PaymentId::new("P4"),
+                facts: PaymentFacts {
+                    invoice: Some(InvoiceId::new("I4")),
+                    amount: total,
+                    received_at: t,
+                },
+            },
+        ),
+    ] {
+        hub.submit(from_erp(id, "CAN-4", command)).await;
+    }
+    until_synced(&hub, "CAN-4", "Closed").await;
+    until_quiet(&hub).await;
+
+    assert_eq!(events(&hub, "CAN-4", "OrderCancelled").await, 1);
+    assert_eq!(events(&hub, "CAN-4", "OrderClosed").await, 1);
+    assert_eq!(
+        erp.distinct("cancel"),
+        BTreeSet::from(["CAN-4/erp-cancel".to_owned()]),
+        "asked once, and not again once refused"
+    );
+    let refusal = hub
+        .store
+        .timeline("CAN-4")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.entry.kind == "refusal")
+        .unwrap();
+    assert!(
+        refusal.entry.summary.contains("refused the cancellation"),
+        "{}",
+        refusal.entry.summary
+    );
+    let told = sf.order_writes("CAN-4").pop().unwrap();
+    assert_eq!(told.status.name(), "Closed");
+    assert_eq!(
+        told.reason.as_deref(),
+        Some("Cancellation refused, the order had already shipped: customer changed their mind"),
+        "Salesforce reads that the cancellation was refused, not that it is pending"
+    );
+    assert!(dead_letters(&hub).await.is_empty());
     hub.stop().await;
 }
 
