@@ -152,6 +152,32 @@ impl Guarded {
         self.deadline.as_mut().reset(next);
     }
 
+    /// The answer to an operation that stayed pending: an error once the connection has been
+    /// idle too long, else still pending.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match self.check_idle(cx) {
+            Ok(()) => Poll::Pending,
+            Err(error) => Poll::Ready(Err(error)),
+        }
+    }
+
+    /// Passes on the inner stream's answer to a write: bytes written reset the idle clock.
+    fn written(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match poll {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(written) if written > 0) {
+                    self.touch();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.pending(cx),
+        }
+    }
+
     /// After an operation stayed pending: `Err` once the connection has been idle too long.
     fn check_idle(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if self.busy.load(Ordering::SeqCst) > 0 {
@@ -184,10 +210,7 @@ impl AsyncRead for Guarded {
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending => match this.check_idle(cx) {
-                Ok(()) => Poll::Pending,
-                Err(error) => Poll::Ready(Err(error)),
-            },
+            Poll::Pending => this.pending(cx),
         }
     }
 }
@@ -199,18 +222,8 @@ impl AsyncWrite for Guarded {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write(cx, data) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(written) if written > 0) {
-                    this.touch();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => match this.check_idle(cx) {
-                Ok(()) => Poll::Pending,
-                Err(error) => Poll::Ready(Err(error)),
-            },
-        }
+        let poll = Pin::new(&mut this.io).poll_write(cx, data);
+        this.written(cx, poll)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -227,18 +240,8 @@ impl AsyncWrite for Guarded {
         buffers: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write_vectored(cx, buffers) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(written) if written > 0) {
-                    this.touch();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => match this.check_idle(cx) {
-                Ok(()) => Poll::Pending,
-                Err(error) => Poll::Ready(Err(error)),
-            },
-        }
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, buffers);
+        this.written(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

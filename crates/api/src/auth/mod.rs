@@ -17,7 +17,7 @@ pub mod scope;
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -103,24 +103,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
-        let per_minute = state.config().auth_failures_per_minute;
-        if let Some(address) = address
-            && let Err(retry_after) = state.limiter().auth_blocked(address, per_minute)
-        {
-            return Err(too_many_failures(per_minute, retry_after));
-        }
-        let principal = match authenticate(parts, state).await {
-            Ok(principal) => principal,
-            Err(problem) if problem.status == 401 => {
-                if let Some(address) = address
-                    && let Err(retry_after) = state.limiter().auth_failed(address, per_minute)
-                {
-                    return Err(too_many_failures(per_minute, retry_after));
-                }
-                return Err(problem);
-            }
-            Err(problem) => return Err(problem),
-        };
+        let principal = throttled(state, address, authenticate(parts, state)).await?;
         let limit = principal.rate_limit(state.config().rate_limit);
         if let Err(retry_after) = state.limiter().check(&principal.id, limit) {
             return Err(Problem::rate_limited(
@@ -139,6 +122,34 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             principal,
             scope: PhantomData,
         })
+    }
+}
+
+/// Runs an authentication `attempt` under the address's budget of failed authentications
+/// (`auth_failures_per_minute`): an address already past it gets 429 without the attempt
+/// running, and a failed attempt (401) counts against it, answering 429 once it is spent.
+/// Without an address (no peer information) the attempt runs unthrottled.
+pub(crate) async fn throttled<T>(
+    state: &AppState,
+    address: Option<IpAddr>,
+    attempt: impl Future<Output = Result<T, Problem>>,
+) -> Result<T, Problem> {
+    let per_minute = state.config().auth_failures_per_minute;
+    if let Some(address) = address
+        && let Err(retry_after) = state.limiter().auth_blocked(address, per_minute)
+    {
+        return Err(too_many_failures(per_minute, retry_after));
+    }
+    match attempt.await {
+        Err(problem) if problem.status == 401 => {
+            if let Some(address) = address
+                && let Err(retry_after) = state.limiter().auth_failed(address, per_minute)
+            {
+                return Err(too_many_failures(per_minute, retry_after));
+            }
+            Err(problem)
+        }
+        answer => answer,
     }
 }
 

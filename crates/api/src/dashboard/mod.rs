@@ -887,17 +887,6 @@ fn cookie_attributes(ops: &Ops, headers: &HeaderMap) -> &'static str {
     }
 }
 
-/// 429 for an address past its budget of failed authentications (the API's rule).
-fn too_many_failures(per_minute: u32, retry_after: u64) -> Problem {
-    Problem::rate_limited(
-        "rate-limited",
-        format!(
-            "more than {per_minute} failed authentications a minute came from this address; retry after {retry_after} s"
-        ),
-        retry_after,
-    )
-}
-
 /// Signs in. Failed sign-ins count against the address's budget of failed authentications,
 /// as on the API.
 async fn login(
@@ -909,33 +898,18 @@ async fn login(
 ) -> Result<Response, Problem> {
     require_action_header(&headers)?;
     let address = peer.map(|Extension(info)| info.0.ip());
-    let per_minute = state.config().auth_failures_per_minute;
-    if let Some(address) = address
-        && let Err(retry_after) = state.limiter().auth_blocked(address, per_minute)
-    {
-        return Err(too_many_failures(per_minute, retry_after));
-    }
     let key = value.key.trim();
-    let principal = if key.starts_with(crate::auth::keys::PREFIX) {
-        principal_of_key(&state, key).await
-    } else {
-        Err(Problem::unauthorized(format!(
-            "sign in with an API key (it starts with `{}`)",
-            crate::auth::keys::PREFIX
-        )))
-    };
-    let principal = match principal {
-        Ok(principal) => principal,
-        Err(problem) if problem.status == 401 => {
-            if let Some(address) = address
-                && let Err(retry_after) = state.limiter().auth_failed(address, per_minute)
-            {
-                return Err(too_many_failures(per_minute, retry_after));
-            }
-            return Err(problem);
+    let attempt = async {
+        if key.starts_with(crate::auth::keys::PREFIX) {
+            principal_of_key(&state, key).await
+        } else {
+            Err(Problem::unauthorized(format!(
+                "sign in with an API key (it starts with `{}`)",
+                crate::auth::keys::PREFIX
+            )))
         }
-        Err(problem) => return Err(problem),
     };
+    let principal = crate::auth::throttled(&state, address, attempt).await?;
     if !principal.has(Scope::OpsRead) {
         return Err(Problem::forbidden(Scope::OpsRead.as_str()));
     }
