@@ -25,4 +25,4 @@ pub use state::{
 };
 pub use status::{OrderStatus, ReturnStatus};
 pub use validation::{CreditAnswer, ValidationFacts, ValidationPolicy, Verdict, judge};
-pub use view::{LineQuantities, StageTimes};
+pub use view::{CANCELLATION_REFUSED, LineQuantities, StageTimes};

@@ -7,6 +7,10 @@ use super::state::{Milestone, Order, ReturnFacts};
 use super::status::{OrderStatus, ReturnStatus};
 use crate::ids::LineNo;
 
+/// How the status reason of an order whose cancellation was refused (it had already shipped)
+/// begins; the cancellation's own reason follows.
+pub const CANCELLATION_REFUSED: &str = "Cancellation refused, the order had already shipped";
+
 /// Every quantity the hub tracks for one line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LineQuantities {
@@ -216,10 +220,9 @@ impl Order {
     /// holds, that it was refused once the order shipped, or why the order was rejected.
     pub fn status_reason(&self) -> Option<String> {
         match &self.cancellation {
-            Some(c) if self.cancellation_refused() => Some(format!(
-                "Cancellation refused, the order had already shipped: {}",
-                c.reason
-            )),
+            Some(c) if self.cancellation_refused() => {
+                Some(format!("{CANCELLATION_REFUSED}: {}", c.reason))
+            }
             Some(c) => Some(c.reason.clone()),
             None => self.rejection.as_ref().map(|r| r.reasons.join("; ")),
         }
