@@ -9,6 +9,7 @@ use crossdock_ports::Failure;
 use crossdock_ports::erp::CreditReport;
 use crossdock_store::{Decision, Lease, OrderRow, SyncMark, TimelineEntry};
 use futures::future::join_all;
+use time::OffsetDateTime;
 
 use super::{Outcome, correlation, effect_of};
 use crate::engine::Engine;
@@ -72,29 +73,13 @@ pub(super) async fn orders(engine: &Engine, leases: &[Lease]) -> Vec<Outcome> {
             let row = rows[index].as_ref().ok();
             outcomes[index] = Some(match result {
                 Ok(()) => Outcome::Done(Decision {
-                    synced: row
-                        .map(|row| SyncMark {
-                            order_id: row.order_id.clone(),
-                            version: row.version,
-                            status: summary.status.name().to_owned(),
-                            at: now,
-                        })
-                        .into_iter()
-                        .collect(),
+                    synced: synced(row, summary, now),
                     ..Decision::default()
                 }),
                 Err(f) if nothing_to_write_back(summary, &f) => Outcome::Done(Decision {
                     // Salesforce shows all it can of this order (nothing): the rejection is
                     // the order's outcome, kept in the hub, not a failure for someone to fix.
-                    synced: row
-                        .map(|row| SyncMark {
-                            order_id: row.order_id.clone(),
-                            version: row.version,
-                            status: summary.status.name().to_owned(),
-                            at: now,
-                        })
-                        .into_iter()
-                        .collect(),
+                    synced: synced(row, summary, now),
                     timeline: vec![TimelineEntry {
                         order_id: summary.id.to_string(),
                         at: now,
@@ -117,6 +102,18 @@ pub(super) async fn orders(engine: &Engine, leases: &[Lease]) -> Vec<Outcome> {
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Outcome::Failed(Failure::unknown("no result"))))
         .collect()
+}
+
+/// The mark that Salesforce now shows `summary`, the state of `row` (none without a row).
+fn synced(row: Option<&OrderRow>, summary: &OrderSummary, now: OffsetDateTime) -> Vec<SyncMark> {
+    row.map(|row| SyncMark {
+        order_id: row.order_id.clone(),
+        version: row.version,
+        status: summary.status.name().to_owned(),
+        at: now,
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Whether a write-back refusal only says that Salesforce cannot hold the order at all: a

@@ -6,32 +6,58 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossdock_engine::loopback::LoopbackSalesforce;
-use crossdock_store::{DeadLetterFilter, DeadLetterStatus};
+use crossdock_store::{DeadLetter, DeadLetterFilter, DeadLetterStatus};
 
 use super::harness::{FlakyErp, Hub, capture, test_config};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_erp_number_issued_again_is_refused_and_both_orders_are_flagged() {
+/// A hub (named `name`) on a [`FlakyErp`] that has closed `order` for `account`, with the
+/// ERP number the order was booked under.
+async fn closed_order(name: &str, order: &str, account: &str) -> (Arc<FlakyErp>, Hub, String) {
     let erp = FlakyErp::new();
     let hub = Hub::start(
-        "reissue",
+        name,
         erp.clone(),
         Arc::new(LoopbackSalesforce::default()),
         test_config(),
     )
     .await;
-    hub.submit(capture("REF-A", "ACC-RA")).await;
-    hub.wait_for_order(Duration::from_secs(60), "REF-A", "REF-A closed", |r| {
-        r.status == "Closed"
-    })
+    hub.submit(capture(order, account)).await;
+    hub.wait_for_order(
+        Duration::from_secs(60),
+        order,
+        &format!("{order} closed"),
+        |r| r.status == "Closed",
+    )
     .await;
-    let store = hub.store.clone();
-    let number = store
-        .order("REF-A")
+    let number = hub
+        .store
+        .order(order)
         .await
         .unwrap()
         .and_then(|row| row.erp_ref)
-        .expect("REF-A has its ERP number");
+        .unwrap_or_else(|| panic!("{order} has its ERP number"));
+    (erp, hub, number)
+}
+
+/// The reference-conflict exceptions, once there are two (one for each order).
+async fn both_flagged(hub: &Hub) -> Vec<DeadLetter> {
+    let conflicts = DeadLetterFilter {
+        class: Some("reference-conflict".to_owned()),
+        ..DeadLetterFilter::default()
+    };
+    let store = hub.store.clone();
+    hub.wait_for(Duration::from_secs(60), "both orders flagged", || {
+        let (store, conflicts) = (store.clone(), conflicts.clone());
+        async move { store.dead_letters(conflicts).await.unwrap().len() == 2 }
+    })
+    .await;
+    store.dead_letters(conflicts).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_number_issued_again_is_refused_and_both_orders_are_flagged() {
+    let (erp, hub, number) = closed_order("reissue", "REF-A", "ACC-RA").await;
+    let store = hub.store.clone();
     assert_eq!(
         store
             .bound("erp", "order", &number)
@@ -44,17 +70,8 @@ async fn an_erp_number_issued_again_is_refused_and_both_orders_are_flagged() {
     // The ERP forgets REF-A's booking and gives its number to REF-B.
     *erp.reissue.lock().unwrap() = Some(("REF-B".to_owned(), number.clone()));
     hub.submit(capture("REF-B", "ACC-RB")).await;
-    let conflicts = DeadLetterFilter {
-        class: Some("reference-conflict".to_owned()),
-        ..DeadLetterFilter::default()
-    };
-    hub.wait_for(Duration::from_secs(60), "both orders flagged", || {
-        let (store, conflicts) = (store.clone(), conflicts.clone());
-        async move { store.dead_letters(conflicts).await.unwrap().len() == 2 }
-    })
-    .await;
+    let letters = both_flagged(&hub).await;
 
-    let letters = store.dead_letters(conflicts).await.unwrap();
     let of = |order: &str| {
         letters
             .iter()
@@ -151,26 +168,8 @@ async fn a_feed_event_naming_another_orders_number_is_refused() {
 
     use super::harness::message;
 
-    let erp = FlakyErp::new();
-    let hub = Hub::start(
-        "feed-reissue",
-        erp.clone(),
-        Arc::new(LoopbackSalesforce::default()),
-        test_config(),
-    )
-    .await;
-    hub.submit(capture("FEED-A", "ACC-FA")).await;
-    hub.wait_for_order(Duration::from_secs(60), "FEED-A", "FEED-A closed", |r| {
-        r.status == "Closed"
-    })
-    .await;
+    let (erp, hub, number) = closed_order("feed-reissue", "FEED-A", "ACC-FA").await;
     let store = hub.store.clone();
-    let number = store
-        .order("FEED-A")
-        .await
-        .unwrap()
-        .and_then(|row| row.erp_ref)
-        .expect("FEED-A has its ERP number");
     // FEED-B's own booking call fails for good, so only the feed books it.
     *erp.fail_booking_of.lock().unwrap() = Some("FEED-B".to_owned());
     hub.submit(capture("FEED-B", "ACC-FB")).await;
@@ -194,16 +193,7 @@ async fn a_feed_event_naming_another_orders_number_is_refused() {
         },
     ))
     .await;
-    let conflicts = DeadLetterFilter {
-        class: Some("reference-conflict".to_owned()),
-        ..DeadLetterFilter::default()
-    };
-    hub.wait_for(Duration::from_secs(60), "both orders flagged", || {
-        let (store, conflicts) = (store.clone(), conflicts.clone());
-        async move { store.dead_letters(conflicts).await.unwrap().len() == 2 }
-    })
-    .await;
-    let letters = store.dead_letters(conflicts).await.unwrap();
+    let letters = both_flagged(&hub).await;
     let refused = letters
         .iter()
         .find(|l| l.task.order_id.as_deref() == Some("FEED-B"))

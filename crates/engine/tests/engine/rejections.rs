@@ -118,9 +118,10 @@ impl Erp for Erp404 {
 }
 
 /// A Salesforce that has no `NONE-` account: creating an order under one is refused as the
-/// connector refuses it.
+/// connector refuses it. With `refuse_all`, every order write is refused so.
 #[derive(Default)]
 struct Salesforce404 {
+    refuse_all: bool,
     written: std::sync::Mutex<Vec<OrderSummary>>,
 }
 
@@ -130,7 +131,9 @@ impl Salesforce for Salesforce404 {
         orders
             .iter()
             .map(|order| {
-                if order.refs.sf_id.is_none() && order.account.as_str().starts_with(UNKNOWN) {
+                if self.refuse_all
+                    || (order.refs.sf_id.is_none() && order.account.as_str().starts_with(UNKNOWN))
+                {
                     return Err(Failure::permanent(format!(
                         "no Salesforce account has ERP_Customer_Number__c = {}",
                         order.account
@@ -237,7 +240,10 @@ async fn a_rejected_salesforce_order_whose_write_back_fails_is_still_a_dead_lett
     // Only an order that Salesforce cannot hold at all is let go: one captured from
     // Salesforce (it has a Salesforce id) must reach it, so its failed write stays visible.
     let erp = Arc::new(Erp404(LoopbackErp::new(Arc::new(SystemClock))));
-    let salesforce = Arc::new(NotFoundSalesforce);
+    let salesforce = Arc::new(Salesforce404 {
+        refuse_all: true,
+        ..Salesforce404::default()
+    });
     let hub = Hub::start("sf-rejection", erp, salesforce, test_config()).await;
     hub.submit(super::harness::capture("SF-9", &format!("{UNKNOWN}9")))
         .await;
@@ -255,38 +261,4 @@ async fn a_rejected_salesforce_order_whose_write_back_fails_is_still_a_dead_lett
     .await;
     assert_eq!(hub.status("SF-9").await.as_deref(), Some("Rejected"));
     hub.stop().await;
-}
-
-/// Refuses every order write as not found.
-struct NotFoundSalesforce;
-
-#[async_trait]
-impl Salesforce for NotFoundSalesforce {
-    async fn write_orders(&self, orders: &[OrderSummary]) -> Vec<PortResult<()>> {
-        orders
-            .iter()
-            .map(|o| {
-                Err(Failure::permanent(format!(
-                    "no Salesforce account has ERP_Customer_Number__c = {}",
-                    o.account
-                ))
-                .with_code("NOT_FOUND"))
-            })
-            .collect()
-    }
-    async fn write_returns(&self, returns: &[(OrderSummary, RmaId)]) -> Vec<PortResult<()>> {
-        returns.iter().map(|_| Ok(())).collect()
-    }
-    async fn write_inventory(&self, levels: &[InventoryLevel]) -> Vec<PortResult<()>> {
-        levels.iter().map(|_| Ok(())).collect()
-    }
-    async fn write_credit(&self, reports: &[CreditReport]) -> Vec<PortResult<()>> {
-        reports.iter().map(|_| Ok(())).collect()
-    }
-    async fn read_order(&self, sf_id: &str) -> PortResult<OrderDraft> {
-        Err(Failure::permanent(format!("no order {sf_id}")))
-    }
-    fn usage(&self) -> Option<ApiUsage> {
-        None
-    }
 }
