@@ -95,6 +95,11 @@ pub struct HubSection {
     /// How long shutdown waits for calls in flight, seconds.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// How long a process's claim on `instance` lasts without a heartbeat, seconds: a
+    /// second process with the same name refuses to start while the claim's heartbeat is
+    /// younger, and takes an older (stale) claim over. Heartbeats come every third of it.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
 }
 
 impl Default for HubSection {
@@ -103,6 +108,7 @@ impl Default for HubSection {
             listen: default_listen(),
             instance: default_instance(),
             shutdown_grace_secs: default_grace(),
+            lease_seconds: default_lease(),
         }
     }
 }
@@ -115,6 +121,9 @@ fn default_instance() -> String {
 }
 fn default_grace() -> u64 {
     10
+}
+fn default_lease() -> u64 {
+    15
 }
 
 /// `[erp]`: which ERP adapter, with its settings (`type = "sim"`, `"tryton"` or `"rest"`).
@@ -248,6 +257,15 @@ impl Config {
         let mut problems = Vec::new();
         if self.store.url.trim().is_empty() {
             problems.push("store.url is empty".to_owned());
+        }
+        if self.hub.instance.trim().is_empty() {
+            problems.push("hub.instance is empty".to_owned());
+        }
+        if self.hub.lease_seconds == 0 || self.hub.lease_seconds > 3_600 {
+            problems.push(format!(
+                "hub.lease_seconds must be between 1 and 3600 (seconds), not {}",
+                self.hub.lease_seconds
+            ));
         }
         if self.hub.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!(
@@ -477,6 +495,26 @@ mod tests {
         let problems = config.check();
         assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(problems[0].contains("hub.listen"));
+    }
+
+    #[test]
+    fn the_instance_lease_defaults_to_15_seconds_and_must_be_positive() {
+        let config = Config::parse("", Vec::new()).unwrap();
+        assert_eq!(config.hub.lease_seconds, 15);
+        for lease in [0, 3_601] {
+            let text = format!("[hub]\nlease_seconds = {lease}\n");
+            let problems = Config::parse(&text, Vec::new()).unwrap().check();
+            assert_eq!(
+                problems,
+                [format!(
+                    "hub.lease_seconds must be between 1 and 3600 (seconds), not {lease}"
+                )]
+            );
+        }
+        let problems = Config::parse("[hub]\ninstance = \" \"\n", Vec::new())
+            .unwrap()
+            .check();
+        assert_eq!(problems, ["hub.instance is empty"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! until shutdown. `serve`, `demo` and `drill` all go through here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crossdock_engine::bus;
@@ -10,10 +11,11 @@ use crossdock_engine::checkpoints::StoreCheckpoints;
 use crossdock_engine::{Engine, Parts};
 use crossdock_ports::{Clock, Erp, Salesforce, SeededRng};
 use crossdock_store::SharedStore;
+use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, ErpSection};
 
@@ -39,6 +41,73 @@ pub async fn erp(section: &ErpSection, clock: Arc<dyn Clock>) -> Result<Arc<dyn 
     })
 }
 
+/// This process's claim on its instance name (`hub.instance`), kept alive by heartbeats
+/// while the hub runs and released when it stops.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The instance name.
+    pub name: String,
+    /// This process's incarnation: a fresh id per start.
+    pub incarnation: String,
+    /// How long the claim lasts without a heartbeat (`hub.lease_seconds`).
+    pub lease: Duration,
+}
+
+impl Membership {
+    /// A claim on `name` for a fresh incarnation of this process.
+    #[must_use]
+    pub fn new(name: &str, lease: Duration) -> Membership {
+        let nonce: u64 = rand::rngs::StdRng::from_os_rng().random();
+        Membership {
+            name: name.to_owned(),
+            incarnation: format!("{}-{nonce:016x}", std::process::id()),
+            lease,
+        }
+    }
+
+    /// Time between heartbeats: a third of the lease, so two may fail before it lapses.
+    #[must_use]
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(100))
+    }
+}
+
+/// Heartbeats `membership` until `stop`; cancels `lost` (and returns) when the claim is no
+/// longer this process's (taken over after heartbeats failed for a lease).
+async fn heartbeat(
+    store: SharedStore,
+    clock: Arc<dyn Clock>,
+    membership: Membership,
+    stop: CancellationToken,
+    lost: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(membership.heartbeat_every());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match store
+            .heartbeat_instance(&membership.name, &membership.incarnation, clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                error!(
+                    instance = %membership.name,
+                    incarnation = %membership.incarnation,
+                    "This process no longer holds hub.instance (another process took the claim over): stopping"
+                );
+                lost.cancel();
+                return;
+            }
+            Err(error) => warn!(%error, instance = %membership.name, "Heartbeat failed; retrying"),
+        }
+    }
+}
+
 /// A hub ready to run.
 pub struct Hub {
     /// The engine (and through it the store).
@@ -46,6 +115,7 @@ pub struct Hub {
     /// The Salesforce connector, when Salesforce is configured.
     pub salesforce: Option<Arc<crossdock_salesforce::Adapter>>,
     config: Config,
+    membership: Option<Membership>,
 }
 
 impl Hub {
@@ -87,7 +157,17 @@ impl Hub {
             engine,
             salesforce,
             config,
+            membership: None,
         })
+    }
+
+    /// Keeps `membership` (claimed already) alive while the hub runs: heartbeats every third
+    /// of its lease, stops the hub should another process take it over, and releases it
+    /// once the hub has stopped.
+    #[must_use]
+    pub fn with_membership(mut self, membership: Membership) -> Hub {
+        self.membership = Some(membership);
+        self
     }
 
     /// Runs the engine, the Salesforce subscriber, the event fan-out and the HTTP server on
@@ -145,8 +225,21 @@ impl Hub {
         let engine_stop = CancellationToken::new();
         let engine = tasks.spawn(self.engine.clone().run(engine_stop.clone()));
         tasks.close();
+        let (heartbeat_stop, lost) = (CancellationToken::new(), CancellationToken::new());
+        let heartbeats = self.membership.clone().map(|membership| {
+            tokio::spawn(heartbeat(
+                store.clone(),
+                Arc::clone(&clock),
+                membership,
+                heartbeat_stop.clone(),
+                lost.clone(),
+            ))
+        });
 
-        shutdown.cancelled().await;
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = lost.cancelled() => {}
+        }
         info!("Stopping intake (API, Salesforce subscriber, event fan-out)");
         intake.cancel();
         if let Ok(Err(error)) = server.await {
@@ -155,8 +248,31 @@ impl Hub {
         engine_stop.cancel();
         let _ = engine.await;
         tasks.wait().await;
+        heartbeat_stop.cancel();
+        if let Some(heartbeats) = heartbeats {
+            let _ = heartbeats.await;
+        }
+        if let Some(membership) = &self.membership
+            && !lost.is_cancelled()
+        {
+            match store
+                .release_instance(&membership.name, &membership.incarnation)
+                .await
+            {
+                Ok(_) => info!(instance = %membership.name, "Released hub.instance"),
+                Err(error) => {
+                    warn!(%error, instance = %membership.name, "Releasing hub.instance failed")
+                }
+            }
+        }
         store.close().await;
         info!("Stopped");
+        if lost.is_cancelled() {
+            anyhow::bail!(
+                "stopped: another process took over hub.instance `{}` after this one missed heartbeats for hub.lease_seconds",
+                self.membership.as_ref().map_or("", |m| m.name.as_str())
+            );
+        }
         Ok(())
     }
 }

@@ -3,11 +3,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use crossdock_ports::{Clock, SystemClock};
+use crossdock_store::Claim;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::hub::{self, Hub};
@@ -38,6 +41,7 @@ pub async fn run(path: &Path, config: Config, default_logging: impl FnOnce()) ->
     let store = crossdock_store::open(&config.store.url)
         .await
         .with_context(|| format!("opening the store at {}", config.store.url))?;
+    let membership = claim(&config, &store, clock.as_ref()).await?;
     let erp_section = config
         .erp
         .as_ref()
@@ -47,13 +51,70 @@ pub async fn run(path: &Path, config: Config, default_logging: impl FnOnce()) ->
         .await
         .with_context(|| format!("listening on {}", config.hub.listen))?;
     let address = listener.local_addr()?;
-    let hub = Hub::build(config, store, clock, erp).await?;
+    let hub = Hub::build(config, store, clock, erp)
+        .await?
+        .with_membership(membership);
     println!(
         "crossdock is serving on http://{address} (dashboard at /, API at /v1, metrics at /metrics)"
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     hub.run(listener, shutdown).await
+}
+
+/// Claims `hub.instance` for this process (a fresh incarnation). A claim held by another
+/// live process is refused with the holder's heartbeat age and the setting to change;
+/// nothing else is written then.
+async fn claim(
+    config: &Config,
+    store: &crossdock_store::SharedStore,
+    clock: &dyn Clock,
+) -> Result<hub::Membership> {
+    let membership = hub::Membership::new(
+        &config.hub.instance,
+        Duration::from_secs(config.hub.lease_seconds),
+    );
+    let now = clock.now();
+    let claimed = store
+        .claim_instance(
+            &membership.name,
+            &membership.incarnation,
+            now,
+            membership.lease,
+        )
+        .await
+        .with_context(|| format!("claiming hub.instance `{}`", membership.name));
+    match claimed {
+        Ok(Claim::Claimed { replaced }) => {
+            if let Some(former) = replaced {
+                warn!(
+                    instance = %membership.name,
+                    former = %former.incarnation,
+                    heartbeat_age_s = former.heartbeat_age(now).as_secs_f64(),
+                    "Took over a stale claim on hub.instance (its heartbeat is older than hub.lease_seconds)"
+                );
+            }
+            info!(instance = %membership.name, incarnation = %membership.incarnation, "Claimed hub.instance");
+            Ok(membership)
+        }
+        Ok(Claim::Held(holder)) => {
+            store.close().await;
+            bail!(
+                "hub.instance `{}` is taken: another crossdock process (incarnation {}) holds it, \
+                 its last heartbeat {:.1} s ago, younger than hub.lease_seconds = {}. Give this \
+                 process its own hub.instance in the [hub] section, or stop the other one (a \
+                 claim whose heartbeat is older than hub.lease_seconds is taken over)",
+                membership.name,
+                holder.incarnation,
+                holder.heartbeat_age(now).as_secs_f64(),
+                config.hub.lease_seconds
+            )
+        }
+        Err(error) => {
+            store.close().await;
+            Err(error)
+        }
+    }
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

@@ -3,6 +3,7 @@
 mod crash;
 mod demo;
 mod demo_tryton;
+mod instances;
 mod kill_loop;
 mod references;
 mod resume;

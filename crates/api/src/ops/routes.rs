@@ -13,6 +13,7 @@
 //! | `GET /ops/refused-messages` | `ops:read` |
 //! | `POST /ops/subscribers/{name}/replay` (`{"from": N}` or `{"since": TIME}`) | `ops:write` |
 //! | `GET /ops/alerts`, `GET /ops/roi` | `ops:read` |
+//! | `GET /ops/cluster` (instances sharing the store, with heartbeat age) | `ops:read` |
 //!
 //! A key limited to accounts (`--accounts`) sees only those accounts' exceptions, traces,
 //! dead letters and replayed items; anything else answers 404 as if it did not exist, refused
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops/subscribers/{name}/replay", post(subscriber_replay))
         .route("/ops/alerts", get(active_alerts))
         .route("/ops/roi", get(roi_figures))
+        .route("/ops/cluster", get(cluster))
 }
 
 impl From<ActionError> for Problem {
@@ -349,4 +351,28 @@ async fn roi_figures(
     Ok(Json(
         roi::compute(ops.state().store(), &follower, &report).await?,
     ))
+}
+
+/// Every instance that holds a claim on its name in the store, by name: incarnation, start
+/// time, latest heartbeat and its age in seconds (by this instance's clock).
+async fn cluster(
+    State(state): State<AppState>,
+    _caller: Authorized<OpsRead>,
+) -> Result<Json<Value>, Problem> {
+    let now = state.engine.clock().now();
+    let members = state.store().instances().await?;
+    let format = |at: OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();
+    let members: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "incarnation": m.incarnation,
+                "started_at": format(m.started_at),
+                "heartbeat_at": format(m.heartbeat_at),
+                "heartbeat_age_seconds": m.heartbeat_age(now).as_secs_f64(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "members": members })))
 }
