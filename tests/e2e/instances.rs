@@ -2,7 +2,8 @@
 //! PostgreSQL schema. The second refuses to start, naming the setting and the holder's
 //! heartbeat age, exits non-zero and writes nothing; once the first stops on SIGTERM (and
 //! releases its claim) a new one starts at once. A SIGKILLed holder's claim blocks the name
-//! until its heartbeat is a lease old, then is taken over.
+//! until its heartbeat is a lease old, then is taken over; one frozen past its lease
+//! (SIGSTOP) loses its claim and, resumed, stops with an error.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -84,12 +85,16 @@ base_url = "{erp}"
     }
 
     fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running");
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{signal}"), &pid.to_string()])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -TERM {pid}: {status}");
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
     }
 }
 
@@ -118,6 +123,26 @@ async fn holder(serve: &Serve, key: &str) -> String {
         .as_str()
         .expect("incarnation")
         .to_owned()
+}
+
+/// Waits until the claim of `incarnation` (the only one) has a heartbeat a lease old.
+async fn wait_stale(store: &str, incarnation: &str) {
+    let reader = crossdock_store::open(store).await.expect("store opens");
+    let deadline = Instant::now() + Duration::from_secs(LEASE_SECONDS * 4);
+    loop {
+        let members = reader.instances().await.expect("instances");
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].incarnation, incarnation);
+        if members[0].heartbeat_age(SystemClock.now()) > Duration::from_secs(LEASE_SECONDS) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeat of a stopped process moved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    reader.close().await;
 }
 
 /// Runs a second `serve` while `hub-a` is held and checks it refuses as the issue asks.
@@ -206,33 +231,45 @@ async fn a_second_process_with_a_taken_hub_instance_refuses_to_start() {
     // SIGKILL: the claim stays until its heartbeat is a lease old, then is taken over.
     let _ = third.child.kill().await;
     refused(&dir, "fourth", &store, &erp).await;
-    let reader = crossdock_store::open(&store).await.expect("store opens");
-    let deadline = Instant::now() + Duration::from_secs(LEASE_SECONDS * 4);
-    loop {
-        let members = reader.instances().await.expect("instances");
-        assert_eq!(members.len(), 1);
-        assert_eq!(members[0].incarnation, third_incarnation);
-        let age = members[0].heartbeat_age(SystemClock.now());
-        if age > Duration::from_secs(LEASE_SECONDS) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the heartbeat of a killed process moved"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    reader.close().await;
+    wait_stale(&store, &third_incarnation).await;
     let mut fifth = Serve::start(&dir, "fifth", &store, &erp);
     fifth.ready().await;
-    assert_ne!(holder(&fifth, &key).await, third_incarnation);
+    let fifth_incarnation = holder(&fifth, &key).await;
+    assert_ne!(fifth_incarnation, third_incarnation);
     assert!(
         fifth.output().contains("Took over a stale claim"),
         "log:\n{}",
         fifth.output()
     );
-    fifth.terminate();
-    assert!(fifth.exit(Duration::from_secs(60)).await.success());
+
+    // Frozen past its lease (SIGSTOP): its claim is taken over, and once resumed (SIGCONT)
+    // it finds the claim gone at its next heartbeat and stops with an error.
+    fifth.signal("STOP");
+    wait_stale(&store, &fifth_incarnation).await;
+    let mut sixth = Serve::start(&dir, "sixth", &store, &erp);
+    sixth.ready().await;
+    let sixth_incarnation = holder(&sixth, &key).await;
+    assert_ne!(sixth_incarnation, fifth_incarnation);
+    fifth.signal("CONT");
+    let status = fifth.exit(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(1), "{status}; log:\n{}", fifth.output());
+    assert!(
+        fifth
+            .output()
+            .contains("another process took over hub.instance `hub-a`"),
+        "log:\n{}",
+        fifth.output()
+    );
+    // The resumed process wrote nothing over the new holder's claim.
+    assert_eq!(holder(&sixth, &key).await, sixth_incarnation);
+    sixth.terminate();
+    assert!(sixth.exit(Duration::from_secs(60)).await.success());
+    let reader = crossdock_store::open(&store).await.expect("store opens");
+    assert!(
+        reader.instances().await.expect("instances").is_empty(),
+        "a stopped process released its claim"
+    );
+    reader.close().await;
 
     sim.shutdown().await;
     crossdock_store::postgres::drop_schema(base, &schema)
