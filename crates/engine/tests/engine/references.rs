@@ -54,31 +54,31 @@ async fn both_flagged(hub: &Hub) -> Vec<DeadLetter> {
     store.dead_letters(conflicts).await.unwrap()
 }
 
+/// The exception among `letters` that flags `order`.
+fn flag_of<'a>(letters: &'a [DeadLetter], order: &str) -> &'a DeadLetter {
+    letters
+        .iter()
+        .find(|l| l.task.order_id.as_deref() == Some(order))
+        .unwrap_or_else(|| panic!("no exception for {order}: {letters:#?}"))
+}
+
+/// The order the ERP's order number `number` is bound to in the hub.
+async fn erp_holder(hub: &Hub, number: &str) -> Option<String> {
+    hub.store.bound("erp", "order", number).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erp_number_issued_again_is_refused_and_both_orders_are_flagged() {
     let (erp, hub, number) = closed_order("reissue", "REF-A", "ACC-RA").await;
     let store = hub.store.clone();
-    assert_eq!(
-        store
-            .bound("erp", "order", &number)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("REF-A")
-    );
+    assert_eq!(erp_holder(&hub, &number).await.as_deref(), Some("REF-A"));
 
     // The ERP forgets REF-A's booking and gives its number to REF-B.
     *erp.reissue.lock().unwrap() = Some(("REF-B".to_owned(), number.clone()));
     hub.submit(capture("REF-B", "ACC-RB")).await;
     let letters = both_flagged(&hub).await;
 
-    let of = |order: &str| {
-        letters
-            .iter()
-            .find(|l| l.task.order_id.as_deref() == Some(order))
-            .unwrap_or_else(|| panic!("no exception for {order}: {letters:#?}"))
-    };
-    let (refused, holder) = (of("REF-B"), of("REF-A"));
+    let (refused, holder) = (flag_of(&letters, "REF-B"), flag_of(&letters, "REF-A"));
     assert_eq!(refused.task.kind, "book");
     assert_eq!(refused.task.lane, "erp");
     assert_eq!(refused.status, DeadLetterStatus::Open);
@@ -112,14 +112,7 @@ async fn an_erp_number_issued_again_is_refused_and_both_orders_are_flagged() {
             .all(|e| e.kind != "OrderBooked"),
         "REF-B's stream records no booking"
     );
-    assert_eq!(
-        store
-            .bound("erp", "order", &number)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("REF-A")
-    );
+    assert_eq!(erp_holder(&hub, &number).await.as_deref(), Some("REF-A"));
     assert_eq!(
         store.resolve(&number).await.unwrap().as_deref(),
         Some("REF-A")
@@ -194,15 +187,9 @@ async fn a_feed_event_naming_another_orders_number_is_refused() {
     ))
     .await;
     let letters = both_flagged(&hub).await;
-    let refused = letters
-        .iter()
-        .find(|l| l.task.order_id.as_deref() == Some("FEED-B"))
-        .expect("FEED-B flagged");
+    let refused = flag_of(&letters, "FEED-B");
     assert_eq!(refused.task.kind, "inbound");
-    let holder = letters
-        .iter()
-        .find(|l| l.task.order_id.as_deref() == Some("FEED-A"))
-        .expect("FEED-A flagged");
+    let holder = flag_of(&letters, "FEED-A");
     assert_eq!(holder.task.kind, "reference-conflict");
     assert!(
         holder.error.contains("still names this order"),
