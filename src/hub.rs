@@ -129,6 +129,24 @@ impl Hub {
         clock: Arc<dyn Clock>,
         erp: Arc<dyn Erp>,
     ) -> Result<Hub> {
+        Self::build_as(config, store, clock, erp, None).await
+    }
+
+    /// [`Hub::build`] for the process holding `membership` (claimed already), kept alive
+    /// while the hub runs: heartbeats every third of its lease, the hub stops should another
+    /// process take the claim over, and it is released once the hub has stopped. Task
+    /// leases carry the incarnation besides the instance name, so a process that lost its
+    /// claim releases at shutdown only its own leases, never those of its successor.
+    ///
+    /// # Errors
+    /// As [`Hub::build`].
+    pub async fn build_as(
+        config: Config,
+        store: SharedStore,
+        clock: Arc<dyn Clock>,
+        erp: Arc<dyn Erp>,
+        membership: Option<Membership>,
+    ) -> Result<Hub> {
         let salesforce = match &config.salesforce {
             Some(sf) => Some(Arc::new(
                 crossdock_salesforce::Adapter::build(sf, Arc::clone(&clock))
@@ -145,29 +163,24 @@ impl Hub {
                 Arc::new(crossdock_engine::loopback::LoopbackSalesforce::default())
             }
         };
+        let mut engine_config = config.engine();
+        if let Some(membership) = &membership {
+            engine_config.owner = format!("{}/{}", membership.name, membership.incarnation);
+        }
         let engine = Engine::new(Parts {
             store,
             erp,
             salesforce: port,
             clock,
             rng: Arc::new(SeededRng::from_entropy()),
-            config: config.engine(),
+            config: engine_config,
         });
         Ok(Hub {
             engine,
             salesforce,
             config,
-            membership: None,
+            membership,
         })
-    }
-
-    /// Keeps `membership` (claimed already) alive while the hub runs: heartbeats every third
-    /// of its lease, stops the hub should another process take it over, and releases it
-    /// once the hub has stopped.
-    #[must_use]
-    pub fn with_membership(mut self, membership: Membership) -> Hub {
-        self.membership = Some(membership);
-        self
     }
 
     /// Runs the engine, the Salesforce subscriber, the event fan-out and the HTTP server on

@@ -51,9 +51,7 @@ pub async fn run(path: &Path, config: Config, default_logging: impl FnOnce()) ->
         .await
         .with_context(|| format!("listening on {}", config.hub.listen))?;
     let address = listener.local_addr()?;
-    let hub = Hub::build(config, store, clock, erp)
-        .await?
-        .with_membership(membership);
+    let hub = Hub::build_as(config, store, clock, erp, Some(membership)).await?;
     println!(
         "crossdock is serving on http://{address} (dashboard at /, API at /v1, metrics at /metrics)"
     );
