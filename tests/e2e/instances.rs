@@ -202,6 +202,10 @@ async fn a_second_process_with_a_taken_hub_instance_refuses_to_start() {
 
     let mut first = Serve::start(&dir, "first", &store, &erp);
     first.ready().await;
+    let anonymous = reqwest::get(first.url("/ops/cluster"))
+        .await
+        .expect("GET /ops/cluster");
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
     let incarnation = holder(&first, &key).await;
 
     refused(&dir, "second", &store, &erp).await;
