@@ -44,6 +44,7 @@ pub enum Claim {
 }
 
 /// The time before which a heartbeat is stale, for a lease of `lease` at `now`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn stale_before(now: OffsetDateTime, lease: Duration) -> OffsetDateTime {
     time::Duration::try_from(lease)
         .ok()

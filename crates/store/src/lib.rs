@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -32,7 +33,6 @@ pub mod projections;
 pub mod sqlite;
 pub mod tasks;
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -440,7 +440,9 @@ pub async fn open(location: &str) -> Result<SharedStore> {
 }
 
 /// A random lower-case hex string (16 digits) for names of scratch files, tables and schemas.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded from the OS once per process and varied per instance.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(std::process::id().into());
