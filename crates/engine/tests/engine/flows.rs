@@ -1121,19 +1121,7 @@ async fn a_cancel_delivered_twice_cancels_once_and_a_cancel_after_shipment_is_re
         .await;
 
     until_synced(&hub, "CAN-1", "Cancelled").await;
-    let store = hub.store.clone();
-    hub.wait_for(WAIT, "the refusal of CAN-2's cancel", move || {
-        let store = store.clone();
-        async move {
-            store
-                .timeline("CAN-2")
-                .await
-                .unwrap()
-                .iter()
-                .any(|e| e.entry.kind == "refusal")
-        }
-    })
-    .await;
+    hub.wait_for_timeline(WAIT, "CAN-2", "refusal").await;
     until_quiet(&hub).await;
 
     assert_eq!(events(&hub, "CAN-1", "OrderCancelled").await, 1);
@@ -1218,19 +1206,7 @@ async fn a_cancel_the_erp_refuses_as_already_shipped_is_recorded_and_the_order_s
     // The ERP shipped meanwhile, but the hub has not heard of it yet when the cancel comes.
     hub.submit(from_salesforce("cancel-4", "CAN-4", cancel(now())))
         .await;
-    let store = hub.store.clone();
-    hub.wait_for(WAIT, "the ERP's refusal of CAN-4's cancel", move || {
-        let store = store.clone();
-        async move {
-            store
-                .timeline("CAN-4")
-                .await
-                .unwrap()
-                .iter()
-                .any(|e| e.entry.kind == "refusal")
-        }
-    })
-    .await;
+    hub.wait_for_timeline(WAIT, "CAN-4", "refusal").await;
     assert!(
         dead_letters(&hub).await.is_empty(),
         "the refusal is an answer, not a failure"

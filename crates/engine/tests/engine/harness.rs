@@ -141,6 +141,23 @@ impl Hub {
         }
     }
 
+    /// Waits until `order`'s timeline holds an entry of `kind`, or panics after `limit`.
+    pub async fn wait_for_timeline(&self, limit: Duration, order: &str, kind: &str) {
+        let store = self.store.clone();
+        self.wait_for(limit, &format!("a {kind} on {order}'s timeline"), || {
+            let store = store.clone();
+            async move {
+                store
+                    .timeline(order)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.entry.kind == kind)
+            }
+        })
+        .await;
+    }
+
     /// Waits until `orders` orders are closed, or panics after `limit`.
     pub async fn wait_for_closed(&self, limit: Duration, orders: u64) {
         let store = self.store.clone();

@@ -229,23 +229,9 @@ async fn salesforce_cannot_report_shipments() {
         },
     );
     hub.submit(forged).await;
+    hub.wait_for_timeline(Duration::from_secs(20), "OWN-1", "refusal")
+        .await;
     let store = hub.store.clone();
-    hub.wait_for(
-        Duration::from_secs(20),
-        "the refusal on the timeline",
-        || {
-            let store = store.clone();
-            async move {
-                store
-                    .timeline("OWN-1")
-                    .await
-                    .unwrap()
-                    .iter()
-                    .any(|e| e.entry.kind == "refusal")
-            }
-        },
-    )
-    .await;
     let refusal = store
         .timeline("OWN-1")
         .await
